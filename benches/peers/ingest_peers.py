@@ -1,0 +1,97 @@
+"""CSV -> Parquet ingest: Basin vs DuckDB vs Polars, in the same run.
+
+Generates TPC-H lineitem with tpchgen-cli (cached under benches/data/), then
+times each system converting the same CSV to Parquet and prints MB/s, the
+ratios, and Basin's peak RSS.
+
+    python benches/peers/ingest_peers.py --scale 1 --basin target/release/basin
+"""
+import argparse
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def generate(scale: float) -> pathlib.Path:
+    out = ROOT / "benches" / "data" / f"sf{scale:g}"
+    csv = out / "lineitem.csv"
+    if not csv.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tpchgen = pathlib.Path(sys.executable).parent / "tpchgen-cli"
+        subprocess.run(
+            [str(tpchgen), "-s", str(scale), "--tables", "lineitem", "--format", "csv", "--output-dir", str(out)],
+            check=True,
+        )
+        found = next(out.rglob("lineitem*.csv"))
+        if found != csv:
+            found.rename(csv)
+    return csv
+
+
+def timed(label, fn):
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    return label, elapsed
+
+
+def run_basin(binary: str, csv: pathlib.Path, work: pathlib.Path):
+    data = work / "basin-data"
+    cmd = [binary, "--data-dir", str(data), "ingest", str(csv), "--dataset", "lineitem", "--mode", "overwrite"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_duckdb(csv: pathlib.Path, work: pathlib.Path):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"COPY (FROM read_csv('{csv}')) TO '{work / 'duckdb.parquet'}' (FORMAT parquet)")
+    con.close()
+
+
+def run_polars(csv: pathlib.Path, work: pathlib.Path):
+    import polars as pl
+
+    pl.scan_csv(csv).sink_parquet(work / "polars.parquet")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--basin", default=str(ROOT / "target" / "release" / "basin"))
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+
+    csv = generate(args.scale)
+    size_mb = csv.stat().st_size / 1e6
+    print(f"input: {csv} ({size_mb:.0f} MB)")
+    results = {}
+    for _ in range(args.repeat):
+        for label, fn in [
+            ("basin", lambda w: run_basin(args.basin, csv, w)),
+            ("duckdb", lambda w: run_duckdb(csv, w)),
+            ("polars", lambda w: run_polars(csv, w)),
+        ]:
+            work = pathlib.Path(tempfile.mkdtemp(prefix=f"peer-{label}-"))
+            try:
+                _, elapsed = timed(label, lambda: fn(work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            results[label] = min(results.get(label, float("inf")), elapsed)
+
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    for label, elapsed in results.items():
+        print(f"{label:>7}: {elapsed:6.2f} s  {size_mb / elapsed:7.1f} MB/s")
+    for peer in ("duckdb", "polars"):
+        print(f"basin/{peer} throughput ratio: {results[peer] / results['basin']:.2f}")
+    print(f"basin peak RSS: {peak_rss_mb:.0f} MB (input {size_mb:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+//! Files: formats, compression, dialect sniffing, spooling, validation and scanning.
+
+mod format;
+mod infer;
+mod scan;
+mod sniff;
+mod spool;
+mod types;
+mod validate;
+
+pub use format::{Compression, CsvOptions, FileFormat, FormatKind};
+pub use infer::{INFER_RECORDS, infer_csv, infer_ndjson};
+pub use scan::{ScanOptions, infer_schema, scan};
+pub use sniff::{CsvDialect, sniff_csv, sniff_format};
+pub use spool::{SpoolStats, spool};
+pub use types::parse_data_type;
+pub use validate::{
+    REPORTED_REJECTS, RejectedRow, ValidationReport, json_array_to_ndjson, validate,
+};

@@ -1,0 +1,13 @@
+//! Basin's sources, read into Arrow record batches.
+//!
+//! Today this crate holds the file side: recognising a file's format and
+//! compression, sniffing CSV dialects, spooling uploads to local disk (bounded
+//! memory, decompressed on the way), scanning files into DataFusion, and the
+//! row-level validator that gives malformed rows a line number and a reason
+//! instead of dropping them. Database and HTTP API connectors build on the same
+//! shapes.
+
+pub mod error;
+pub mod file;
+
+pub use error::{Error, Result};

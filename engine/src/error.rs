@@ -1,0 +1,335 @@
+//! The engine's error type: one enum whose variants are the kinds of failure a
+//! caller must tell apart. Transports map each variant to a status exactly once.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+use serde::Serialize;
+
+use basin_connectors::file::RejectedRow;
+
+/// A position in SQL text, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SqlLocation {
+    /// Line, starting at 1.
+    pub line: u64,
+    /// Column, starting at 1.
+    pub column: u64,
+}
+
+/// Rows refused during an ingest, summarised for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MalformedRows {
+    /// How many rows were refused.
+    pub count: u64,
+    /// The first refused rows, with line numbers and reasons.
+    pub rows: Vec<RejectedRow>,
+}
+
+/// Everything the engine can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A name breaks the identifier rules.
+    #[error(
+        "invalid identifier {name:?}: use lowercase letters, digits and _, starting with a letter or _, at most 63 characters"
+    )]
+    InvalidIdentifier {
+        /// The name as given.
+        name: String,
+    },
+    /// No dataset with that name exists.
+    #[error("dataset `{0}` not found")]
+    DatasetNotFound(String),
+    /// A dataset with that name exists already.
+    #[error("dataset `{0}` already exists")]
+    DatasetExists(String),
+    /// The dataset has no such version (or none at that time).
+    #[error("{0}")]
+    VersionNotFound(String),
+    /// No job with that id exists.
+    #[error("job `{0}` not found")]
+    JobNotFound(String),
+    /// The job has finished and cannot change state.
+    #[error("job `{id}` is already {status}")]
+    JobFinished {
+        /// The job's id.
+        id: String,
+        /// Its final status.
+        status: String,
+    },
+    /// A request parameter or body field is invalid.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The input's format is unknown or unsupported.
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    /// Rows could not be parsed under the `fail` policy; nothing was written.
+    #[error("{} malformed row(s); nothing was written", .0.count)]
+    MalformedRows(MalformedRows),
+    /// The file as a whole is unreadable as the format it claims.
+    #[error("{0}")]
+    MalformedInput(String),
+    /// The new data's schema does not fit the dataset's.
+    #[error("schema mismatch: {0}")]
+    SchemaMismatch(String),
+    /// A server-side path lies outside the configured import roots.
+    #[error("path {0:?} is outside the allowed import roots")]
+    PathNotAllowed(String),
+    /// A server-side path does not exist.
+    #[error("source {0:?} does not exist")]
+    SourceNotFound(String),
+    /// The input is larger than the configured limit.
+    #[error("input exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// SQL that does not parse or plan.
+    #[error("{message}")]
+    Sql {
+        /// DataFusion's message.
+        message: String,
+        /// Where in the SQL text, when known.
+        location: Option<SqlLocation>,
+    },
+    /// The query needed more memory than the pool allows.
+    #[error("resources exhausted: {0}")]
+    ResourcesExhausted(String),
+    /// The operation ran past its deadline.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// The operation was canceled by a user.
+    #[error("canceled")]
+    Canceled,
+    /// A failure inside Basin or its storage; details are logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result with the engine's [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable, documented code of this kind of error (`dataset_not_found`, `sql_error`, ...).
+    ///
+    /// Codes are part of Basin's contract: every transport shows the same code
+    /// for the same failure, and a code never changes meaning.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidIdentifier { .. } => "invalid_identifier",
+            Self::DatasetNotFound(_) => "dataset_not_found",
+            Self::DatasetExists(_) => "dataset_exists",
+            Self::VersionNotFound(_) => "version_not_found",
+            Self::JobNotFound(_) => "job_not_found",
+            Self::JobFinished { .. } => "job_finished",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::UnsupportedFormat(_) => "unsupported_format",
+            Self::MalformedRows(_) => "malformed_rows",
+            Self::MalformedInput(_) => "malformed_input",
+            Self::SchemaMismatch(_) => "schema_mismatch",
+            Self::PathNotAllowed(_) => "path_not_allowed",
+            Self::SourceNotFound(_) => "source_not_found",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Sql { .. } => "sql_error",
+            Self::ResourcesExhausted(_) => "resources_exhausted",
+            Self::Timeout(_) => "timeout",
+            Self::Canceled => "canceled",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a caller may see: internal details are replaced, the rest is as displayed.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error; see the server log".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Structured details for callers (bad rows, SQL position), when the kind has any.
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::MalformedRows(rows) => serde_json::to_value(rows).ok(),
+            Self::Sql {
+                location: Some(location),
+                ..
+            } => serde_json::to_value(location).ok(),
+            _ => None,
+        }
+    }
+
+    /// `{code, message, details}` with internals hidden, for job records and logs shown to users.
+    pub fn to_public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "code": self.code(),
+            "message": self.public_message(),
+            "details": self.details(),
+        })
+    }
+
+    pub(crate) fn internal(context: &str, err: impl fmt::Display) -> Self {
+        Self::Internal(format!("{context}: {err}"))
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(err: DataFusionError) -> Self {
+        // Engine errors raised inside DataFusion callbacks come back wrapped.
+        if let DataFusionError::External(inner) = err.find_root()
+            && let Some(own) = inner.downcast_ref::<Error>()
+        {
+            return own.clone();
+        }
+        let location = sql_location(&err);
+        match err.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..) => Self::Sql {
+                message: strip_prefixes(&err.find_root().to_string()),
+                location,
+            },
+            DataFusionError::NotImplemented(msg) => Self::Sql {
+                message: format!("not supported: {msg}"),
+                location,
+            },
+            DataFusionError::ResourcesExhausted(msg) => Self::ResourcesExhausted(msg.clone()),
+            DataFusionError::ParquetError(e) => {
+                Self::MalformedInput(format!("invalid Parquet: {e}"))
+            }
+            DataFusionError::ArrowError(arrow_err, _) => match arrow_err.as_ref() {
+                arrow::error::ArrowError::ParseError(msg)
+                | arrow::error::ArrowError::CsvError(msg)
+                | arrow::error::ArrowError::JsonError(msg)
+                | arrow::error::ArrowError::CastError(msg)
+                | arrow::error::ArrowError::IpcError(msg)
+                | arrow::error::ArrowError::InvalidArgumentError(msg) => {
+                    Self::MalformedInput(msg.clone())
+                }
+                arrow::error::ArrowError::DivideByZero => Self::Sql {
+                    message: "division by zero".into(),
+                    location,
+                },
+                other => Self::internal("arrow", other),
+            },
+            DataFusionError::Execution(msg)
+                if msg.contains("Cast error") || msg.contains("cast") =>
+            {
+                Self::Sql {
+                    message: msg.clone(),
+                    location,
+                }
+            }
+            other => Self::internal("datafusion", other),
+        }
+    }
+}
+
+impl From<basin_connectors::Error> for Error {
+    fn from(err: basin_connectors::Error) -> Self {
+        use basin_connectors::Error as C;
+        match err {
+            C::UnsupportedFormat(msg) => Self::UnsupportedFormat(msg),
+            C::InvalidOption { option, message } => {
+                Self::InvalidInput(format!("option `{option}`: {message}"))
+            }
+            C::TooLarge { limit } => Self::PayloadTooLarge { limit },
+            C::Malformed(msg) => Self::MalformedInput(msg),
+            C::Arrow(e) => Self::MalformedInput(e.to_string()),
+            C::DataFusion(e) => e.into(),
+            C::Io(e) => Self::internal("io", e),
+        }
+    }
+}
+
+impl From<deltalake_core::DeltaTableError> for Error {
+    fn from(err: deltalake_core::DeltaTableError) -> Self {
+        use deltalake_core::DeltaTableError as D;
+        match err {
+            D::SchemaMismatch { msg } => Self::SchemaMismatch(msg),
+            D::InvalidVersion(v) => Self::VersionNotFound(format!("version {v} does not exist")),
+            D::InvalidDateTimeString { source } => {
+                Self::InvalidInput(format!("invalid timestamp: {source}"))
+            }
+            D::Arrow { source } => Self::MalformedInput(source.to_string()),
+            D::Generic(msg) if msg.contains("Schema") || msg.contains("schema") => {
+                Self::SchemaMismatch(msg)
+            }
+            other => Self::internal("delta", other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal("catalog", err)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Self::internal("io", err)
+    }
+}
+
+/// DataFusion prefixes messages with their category ("Error during planning: ");
+/// users see the message itself.
+fn strip_prefixes(message: &str) -> String {
+    const PREFIXES: [&str; 4] = [
+        "Error during planning: ",
+        "SQL error: ",
+        "Schema error: ",
+        "This feature is not implemented: ",
+    ];
+    let mut message = message.trim();
+    for prefix in PREFIXES {
+        message = message.strip_prefix(prefix).unwrap_or(message);
+    }
+    message.to_owned()
+}
+
+/// Finds where in the SQL an error points: DataFusion's diagnostic span when it
+/// has one, else the parser's "Line: X, Column: Y".
+fn sql_location(err: &DataFusionError) -> Option<SqlLocation> {
+    if let Some(span) = err.diagnostic().and_then(|d| d.span) {
+        return Some(SqlLocation {
+            line: span.start.line,
+            column: span.start.column,
+        });
+    }
+    let text = err.to_string();
+    let at = text.rfind("Line: ")?;
+    let rest = &text[at + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(SqlLocation {
+        line: line.trim().parse().ok()?,
+        column: column.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_positions_are_extracted() {
+        let err = DataFusionError::SQL(
+            Box::new(
+                datafusion::sql::sqlparser::parser::ParserError::ParserError(
+                    "Expected: an expression, found: FROM at Line: 2, Column: 8".into(),
+                ),
+            ),
+            None,
+        );
+        let Error::Sql { location, .. } = Error::from(err) else {
+            panic!("not sql")
+        };
+        assert_eq!(location, Some(SqlLocation { line: 2, column: 8 }));
+    }
+
+    #[test]
+    fn resource_errors_are_their_own_kind() {
+        let err = DataFusionError::ResourcesExhausted("pool".into());
+        assert!(matches!(Error::from(err), Error::ResourcesExhausted(_)));
+    }
+}

@@ -1,0 +1,708 @@
+//! Ingest: any supported file into a dataset as one atomic Delta version.
+//!
+//! Every source becomes a local, decompressed file first (uploads are spooled
+//! to disk, never held in memory). Text formats are scanned by DataFusion in
+//! parallel byte ranges; under the `fail` policy a failed write is followed by
+//! a row-level pass that names the bad rows, and under `skip`/`quarantine`
+//! that pass runs first and splits the file into clean rows and rejects.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use basin_connectors::file::{
+    self, CsvOptions, FileFormat, FormatKind, ScanOptions, ValidationReport,
+};
+use chrono::Utc;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlanProperties, SendableRecordBatchStream};
+use deltalake_core::operations::write::SchemaMode;
+use deltalake_core::protocol::SaveMode;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::catalog::DatasetRecord;
+use crate::datasets::{
+    location_for, location_path, open_table, remove_dir_if_exists, schema_json, snapshot_of,
+};
+use crate::error::MalformedRows;
+use crate::{Engine, Error, Result, ident};
+
+/// How a write relates to the dataset's existing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Create a new dataset; fails if the name is taken.
+    Create,
+    /// Add rows (creating the dataset if needed).
+    #[default]
+    Append,
+    /// Replace all rows and the schema (creating the dataset if needed).
+    Overwrite,
+}
+
+/// What to do with rows that do not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRowPolicy {
+    /// Write nothing and report the bad rows.
+    #[default]
+    Fail,
+    /// Write the good rows and report the bad ones.
+    Skip,
+    /// Write the good rows; keep the bad ones in `<name>__rejected`.
+    Quarantine,
+}
+
+/// Suffix of the side dataset that keeps quarantined rows.
+pub const REJECTED_SUFFIX: &str = "__rejected";
+
+/// Everything an ingest needs to know besides the data.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// How to combine with existing data.
+    pub mode: WriteMode,
+    /// The format; sniffed from the name or content when absent.
+    pub format: Option<FormatKind>,
+    /// A file name hinting at the format (from an upload or path).
+    pub file_name: Option<String>,
+    /// CSV options; what is left out is sniffed.
+    pub csv: CsvOptions,
+    /// A schema to read with instead of inferring one.
+    pub schema: Option<SchemaRef>,
+    /// Bad-row policy.
+    pub on_error: BadRowPolicy,
+    /// Description for a new dataset.
+    pub description: Option<String>,
+    /// Tags for a new dataset.
+    pub tags: Vec<String>,
+}
+
+/// Progress callback: a fraction in 0..=1 when known, and a message.
+pub type ProgressFn = Arc<dyn Fn(Option<f64>, String) + Send + Sync>;
+
+/// What an ingest did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    /// The dataset written.
+    pub dataset: String,
+    /// The version the write created.
+    pub version: i64,
+    /// The format read.
+    pub format: FormatKind,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows refused (skipped or quarantined).
+    pub rows_rejected: u64,
+    /// The first refused rows.
+    pub rejected_sample: Vec<file::RejectedRow>,
+    /// Where refused rows were kept, under `quarantine`.
+    pub rejected_dataset: Option<String>,
+    /// Bytes of (decompressed) input.
+    pub bytes_read: u64,
+    /// Columns written.
+    pub schema: serde_json::Value,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+/// A file under the data directory's `tmp/` that is removed when dropped.
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const SNIFF_BYTES: usize = 64 * 1024;
+
+impl Engine {
+    fn temp_file(&self, extension: &str) -> TempFile {
+        TempFile(
+            self.tmp_dir()
+                .join(format!("{}.{extension}", uuid::Uuid::now_v7())),
+        )
+    }
+
+    /// Spools an upload to a temporary file, decompressing it on the way.
+    ///
+    /// `limit` caps the bytes read (the request body limit); the decompressed
+    /// size is capped by the engine's `max_ingest_bytes`.
+    pub async fn spool_upload<R>(&self, body: R, limit: Option<u64>) -> Result<(TempFile, u64)>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send,
+    {
+        let temp = self.temp_file("upload");
+        let stats = file::spool(
+            body,
+            temp.path(),
+            limit,
+            Some(self.config().max_ingest_bytes),
+        )
+        .await?;
+        metrics::counter!("basin_ingest_bytes_total").increment(stats.input_bytes);
+        Ok((temp, stats.output_bytes))
+    }
+
+    /// Resolves a server-side path, refusing anything outside the allowed import roots.
+    pub async fn resolve_import_path(&self, source: &str) -> Result<PathBuf> {
+        let source_path = Path::new(source.strip_prefix("file://").unwrap_or(source));
+        if !source_path.is_absolute() {
+            return Err(Error::InvalidInput(format!(
+                "source {source:?} must be an absolute path"
+            )));
+        }
+        let resolved = match tokio::fs::canonicalize(source_path).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Do not reveal whether paths outside the roots exist.
+                return Err(if self.inside_roots(&normalize(source_path)) {
+                    Error::SourceNotFound(source.to_owned())
+                } else {
+                    Error::PathNotAllowed(source.to_owned())
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !self.inside_roots(&resolved) {
+            return Err(Error::PathNotAllowed(source.to_owned()));
+        }
+        if !resolved.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "source {source:?} is not a file"
+            )));
+        }
+        Ok(resolved)
+    }
+
+    fn inside_roots(&self, path: &Path) -> bool {
+        self.config()
+            .allowed_roots
+            .iter()
+            .any(|root| path.starts_with(root))
+    }
+
+    /// Writes a local file into a dataset as one new version.
+    pub async fn ingest_file(
+        &self,
+        name: &str,
+        path: &Path,
+        options: IngestOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<IngestReport> {
+        let started = Instant::now();
+        ident::validate_name(name)?;
+        if options.on_error == BadRowPolicy::Quarantine {
+            ident::validate_name(&format!("{name}{REJECTED_SUFFIX}"))?;
+        }
+        let existing = self.catalog().dataset_by_name(name).await?;
+        if options.mode == WriteMode::Create && existing.is_some() {
+            return Err(Error::DatasetExists(name.to_owned()));
+        }
+        let report = |msg: &str| {
+            if let Some(p) = &progress {
+                p(None, msg.to_owned());
+            }
+        };
+
+        // Compressed server-side files are decompressed to a temporary copy first.
+        let mut head = read_head(path).await?;
+        let mut _decompressed = None;
+        let mut path = path.to_path_buf();
+        if file::Compression::sniff(&head) != file::Compression::None {
+            report("decompressing");
+            let temp = self.temp_file("raw");
+            let source = tokio::fs::File::open(&path).await?;
+            file::spool(
+                source,
+                temp.path(),
+                None,
+                Some(self.config().max_ingest_bytes),
+            )
+            .await?;
+            path = temp.path().to_path_buf();
+            head = read_head(&path).await?;
+            _decompressed = Some(temp);
+        }
+        let bytes_read = tokio::fs::metadata(&path).await?.len();
+
+        let kind = match options.format {
+            Some(kind) => kind,
+            None => options
+                .file_name
+                .as_deref()
+                .and_then(|n| FormatKind::from_path(Path::new(n)))
+                .unwrap_or_else(|| file::sniff_format(&head)),
+        };
+        let mut _converted = None;
+        let kind = if kind == FormatKind::Json {
+            report("converting JSON array");
+            let temp = self.temp_file("ndjson");
+            let (src, dest) = (path.clone(), temp.path().to_path_buf());
+            tokio::task::spawn_blocking(move || file::json_array_to_ndjson(&src, &dest))
+                .await
+                .map_err(|e| Error::internal("json conversion", e))??;
+            path = temp.path().to_path_buf();
+            _converted = Some(temp);
+            FormatKind::Ndjson
+        } else {
+            kind
+        };
+        let format = FileFormat {
+            kind,
+            csv: if kind == FormatKind::Csv {
+                file::sniff_csv(&head, &options.csv)?
+            } else {
+                Default::default()
+            },
+        };
+
+        let ctx = self.sessions().file_context();
+        let inferred = file::infer_schema(
+            &ctx,
+            &path,
+            &format,
+            &ScanOptions {
+                schema: options.schema.clone(),
+            },
+        )
+        .await?;
+        let schema = match (&existing, options.mode, &options.schema) {
+            (Some(record), WriteMode::Append, None) if kind.is_text() => {
+                let table = open_table(&record.location, None).await?;
+                align_schema(&snapshot_of(&table).await?.schema, &inferred)?
+            }
+            _ => inferred,
+        };
+
+        let mut validation: Option<ValidationReport> = None;
+        let mut _clean = None;
+        let mut rejects_file = None;
+        // DataFusion's CSV scan ignores null markers, so the validation pass,
+        // which blanks them in its clean copy, runs whenever there are any.
+        let blank_null_markers = kind == FormatKind::Csv && !format.csv.null_values.is_empty();
+        if kind.is_text() && (options.on_error != BadRowPolicy::Fail || blank_null_markers) {
+            report("validating rows");
+            let clean = self.temp_file(kind.extension());
+            let rejects =
+                (options.on_error == BadRowPolicy::Quarantine).then(|| self.temp_file("ndjson"));
+            let report = run_validation(
+                path.clone(),
+                format.clone(),
+                schema.clone(),
+                Some(clean.path().to_path_buf()),
+                rejects.as_ref().map(|r| r.path().to_path_buf()),
+            )
+            .await?;
+            if options.on_error == BadRowPolicy::Fail && report.rows_rejected > 0 {
+                return Err(Error::MalformedRows(MalformedRows {
+                    count: report.rows_rejected,
+                    rows: report.rejected_sample,
+                }));
+            }
+            path = clean.path().to_path_buf();
+            _clean = Some(clean);
+            rejects_file = rejects.filter(|_| report.rows_rejected > 0);
+            validation = Some(report);
+        }
+
+        let frame = file::scan(
+            &ctx,
+            &path,
+            &format,
+            &ScanOptions {
+                schema: Some(schema.clone()),
+            },
+        )
+        .await?;
+        let (id, location) = match &existing {
+            Some(record) => (record.id.clone(), record.location.clone()),
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let location = location_for(self.data_dir(), &id)?;
+                (id, location)
+            }
+        };
+        let mode = match (options.mode, existing.is_some()) {
+            (WriteMode::Overwrite, true) => SaveMode::Overwrite,
+            (_, true) => SaveMode::Append,
+            (_, false) => SaveMode::ErrorIfExists,
+        };
+        report("writing");
+        let written = self
+            .write_frame(name, &location, frame, mode, bytes_read, progress.clone())
+            .await;
+        let (snapshot, rows_written) = match written {
+            Ok(done) => done,
+            Err(err) => {
+                if existing.is_none()
+                    && let Some(dir) = location_path(&location)
+                {
+                    remove_dir_if_exists(&dir).await?;
+                }
+                if kind.is_text() && validation.is_none() {
+                    let report = run_validation(path.clone(), format, schema, None, None).await?;
+                    if report.rows_rejected > 0 {
+                        return Err(Error::MalformedRows(MalformedRows {
+                            count: report.rows_rejected,
+                            rows: report.rejected_sample,
+                        }));
+                    }
+                }
+                return Err(err);
+            }
+        };
+
+        let now = Utc::now();
+        let mut record = match existing {
+            Some(record) => record,
+            None => DatasetRecord {
+                id,
+                name: name.to_owned(),
+                description: options.description.clone().unwrap_or_default(),
+                tags: options.tags.clone(),
+                owner: None,
+                location: location.clone(),
+                version: 0,
+                schema: serde_json::Value::Null,
+                row_count: 0,
+                size_bytes: 0,
+                file_count: 0,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            },
+        };
+        snapshot.apply_to(&mut record);
+        record.updated_at = now;
+        if snapshot.version == 0 {
+            if let Err(e) = self.catalog().insert_dataset(&record).await {
+                if let Some(dir) = location_path(&location) {
+                    remove_dir_if_exists(&dir).await?;
+                }
+                return Err(e);
+            }
+        } else {
+            self.catalog().update_dataset(&record).await?;
+        }
+        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
+
+        let validation = validation.unwrap_or_default();
+        let mut rejected_dataset = None;
+        if let Some(rejects) = rejects_file {
+            let side = format!("{name}{REJECTED_SUFFIX}");
+            let side_options = IngestOptions {
+                mode: WriteMode::Append,
+                format: Some(FormatKind::Ndjson),
+                schema: Some(rejects_schema()),
+                description: Some(format!("rows of `{name}` that failed to parse")),
+                ..Default::default()
+            };
+            Box::pin(self.ingest_file(&side, rejects.path(), side_options, None)).await?;
+            rejected_dataset = Some(side);
+        }
+        Ok(IngestReport {
+            dataset: name.to_owned(),
+            version: snapshot.version,
+            format: kind,
+            rows_written,
+            rows_rejected: validation.rows_rejected,
+            rejected_sample: validation.rejected_sample,
+            rejected_dataset,
+            bytes_read,
+            schema: schema_json(&snapshot.schema),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Streams a frame into the Delta table at `location` as one commit, counting rows.
+    async fn write_frame(
+        &self,
+        name: &str,
+        location: &str,
+        frame: DataFrame,
+        mode: SaveMode,
+        input_bytes: u64,
+        progress: Option<ProgressFn>,
+    ) -> Result<(crate::datasets::Snapshot, u64)> {
+        let location = location.to_owned();
+        let name = name.to_owned();
+        let rows = Arc::new(AtomicU64::new(0));
+        let counted_rows = rows.clone();
+        self.executor()
+            .run(async move {
+                let table = if mode == SaveMode::ErrorIfExists {
+                    // A new dataset: there is no log to load yet.
+                    let url = url::Url::parse(&location)
+                        .map_err(|e| Error::internal("dataset location", e))?;
+                    deltalake_core::DeltaTableBuilder::from_url(url)?.build()?
+                } else {
+                    open_table(&location, None).await?
+                };
+                let (state, _) = frame.clone().into_parts();
+                let task_ctx = state.task_ctx();
+                let plan =
+                    counted_plan(frame, counted_rows, input_bytes, progress, task_ctx).await?;
+                let session = Arc::new(state);
+                let mut write = table
+                    .write(Vec::new())
+                    .with_input_plan(plan)
+                    .with_save_mode(mode)
+                    .with_table_name(name)
+                    .with_session_state(session);
+                if mode == SaveMode::Overwrite {
+                    write = write.with_schema_mode(SchemaMode::Overwrite);
+                }
+                let table = write.await?;
+                let snapshot = snapshot_of(&table).await?;
+                Ok((snapshot, rows.load(Ordering::Relaxed)))
+            })
+            .await
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system (for paths that do not exist).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+async fn read_head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    tokio::fs::File::open(path)
+        .await?
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .await?;
+    Ok(head)
+}
+
+async fn run_validation(
+    path: PathBuf,
+    format: FileFormat,
+    schema: SchemaRef,
+    clean: Option<PathBuf>,
+    rejects: Option<PathBuf>,
+) -> Result<ValidationReport> {
+    tokio::task::spawn_blocking(move || {
+        file::validate(
+            &path,
+            &format,
+            &schema,
+            clean.as_deref(),
+            rejects.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| Error::internal("validation", e))?
+    .map_err(Error::from)
+}
+
+/// The columns of a `__rejected` side dataset.
+fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("line", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("raw", DataType::Utf8, true),
+    ]))
+}
+
+/// Reads appended text files with the dataset's own types, in the file's column order.
+fn align_schema(existing: &Schema, file: &Schema) -> Result<SchemaRef> {
+    let mut fields = Vec::with_capacity(file.fields().len());
+    for field in file.fields() {
+        match existing.field_with_name(field.name()) {
+            Ok(known) => fields.push(known.as_ref().clone().with_nullable(true)),
+            Err(_) => {
+                return Err(Error::SchemaMismatch(format!(
+                    "column `{}` is not in the dataset (columns: {})",
+                    field.name(),
+                    existing
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(missing) = existing
+        .fields()
+        .iter()
+        .find(|f| file.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::SchemaMismatch(format!(
+            "column `{}` of the dataset is missing from the file",
+            missing.name()
+        )));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Wraps a frame's partitions in streams that count rows (and report progress),
+/// as a logical plan Delta's writer can consume partition by partition.
+async fn counted_plan(
+    frame: DataFrame,
+    rows: Arc<AtomicU64>,
+    input_bytes: u64,
+    progress: Option<ProgressFn>,
+    task_ctx: Arc<TaskContext>,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let physical = frame.create_physical_plan().await?;
+    let schema = physical.schema();
+    let partitions = physical.output_partitioning().partition_count();
+    let bytes_per_row = Arc::new(AtomicU64::new(0));
+    let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(partitions);
+    for partition in 0..partitions {
+        let stream = physical.execute(partition, task_ctx.clone())?;
+        let rows = rows.clone();
+        let progress = progress.clone();
+        let bytes_per_row = bytes_per_row.clone();
+        let counted = stream.inspect(move |batch| {
+            if let Ok(batch) = batch {
+                let total = rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed)
+                    + batch.num_rows() as u64;
+                if let Some(progress) = &progress {
+                    // In-memory size tracks file size closely enough for a progress bar.
+                    if bytes_per_row.load(Ordering::Relaxed) == 0 && batch.num_rows() > 0 {
+                        let per_row = batch.get_array_memory_size() / batch.num_rows();
+                        bytes_per_row.store(per_row.max(1) as u64, Ordering::Relaxed);
+                    }
+                    let estimate = total * bytes_per_row.load(Ordering::Relaxed);
+                    let fraction =
+                        (input_bytes > 0).then(|| (estimate as f64 / input_bytes as f64).min(0.99));
+                    progress(fraction, format!("{total} rows written"));
+                }
+            }
+        });
+        streams.push(Arc::new(OneShotPartition::new(
+            schema.clone(),
+            Box::pin(RecordBatchStreamAdapter::new(schema.clone(), counted)),
+        )));
+    }
+    let table = StreamingTable::try_new(schema, streams)?;
+    let plan =
+        LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(table)), None)?.build()?;
+    Ok(plan)
+}
+
+/// A partition whose stream can be taken once.
+struct OneShotPartition {
+    schema: SchemaRef,
+    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl OneShotPartition {
+    fn new(schema: SchemaRef, stream: SendableRecordBatchStream) -> Self {
+        Self {
+            schema,
+            stream: std::sync::Mutex::new(Some(stream)),
+        }
+    }
+}
+
+impl std::fmt::Debug for OneShotPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneShotPartition").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for OneShotPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().map(|mut s| s.take()).unwrap_or(None);
+        taken.unwrap_or_else(|| {
+            let error = DataFusionError::Execution("ingest partition was already consumed".into());
+            Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::once(async move { Err(error) }),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(fields: &[(&str, DataType)]) -> Schema {
+        Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn paths_normalize_lexically() {
+        assert_eq!(
+            normalize(Path::new("/a/b/../c/./d.csv")),
+            PathBuf::from("/a/c/d.csv")
+        );
+        assert_eq!(normalize(Path::new("/a/../../etc")), PathBuf::from("/etc"));
+    }
+
+    #[test]
+    fn appends_read_with_the_datasets_types_in_file_order() {
+        let existing = schema(&[
+            ("id", DataType::Int64),
+            ("amount", DataType::Decimal128(10, 2)),
+        ]);
+        let file = schema(&[("amount", DataType::Float64), ("id", DataType::Int64)]);
+        let aligned = align_schema(&existing, &file).unwrap();
+        assert_eq!(aligned.field(0).name(), "amount");
+        assert_eq!(aligned.field(0).data_type(), &DataType::Decimal128(10, 2));
+    }
+
+    #[test]
+    fn appends_with_unknown_or_missing_columns_are_refused() {
+        let existing = schema(&[("id", DataType::Int64), ("name", DataType::Utf8)]);
+        let extra = schema(&[
+            ("id", DataType::Int64),
+            ("name", DataType::Utf8),
+            ("x", DataType::Utf8),
+        ]);
+        assert!(matches!(
+            align_schema(&existing, &extra),
+            Err(Error::SchemaMismatch(_))
+        ));
+        let missing = schema(&[("id", DataType::Int64)]);
+        assert!(matches!(
+            align_schema(&existing, &missing),
+            Err(Error::SchemaMismatch(_))
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! The one [`SessionFactory`]: it owns the shared `RuntimeEnv` (memory pool,
+//! object stores) and hands every query a fresh `SessionContext` in which each
+//! live dataset is a table, as `name` and as `basin.public.name`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake_core::delta_datafusion::planner::DeltaPlanner;
+
+use crate::catalog::CatalogStore;
+use crate::datasets::open_table;
+use crate::{Error, Result};
+
+/// The SQL catalog datasets live in.
+pub const CATALOG_NAME: &str = "basin";
+/// The SQL schema datasets live in.
+pub const SCHEMA_NAME: &str = "public";
+
+/// Creates query contexts that share one runtime environment.
+#[derive(Debug, Clone)]
+pub struct SessionFactory {
+    runtime: Arc<RuntimeEnv>,
+    catalog: Arc<dyn CatalogStore>,
+    target_partitions: usize,
+}
+
+impl SessionFactory {
+    /// Builds the shared runtime; `memory_limit` caps what all running queries may hold.
+    pub fn new(
+        catalog: Arc<dyn CatalogStore>,
+        memory_limit: Option<usize>,
+        target_partitions: usize,
+    ) -> Result<Self> {
+        let mut builder = RuntimeEnvBuilder::new();
+        if let Some(limit) = memory_limit {
+            builder = builder.with_memory_limit(limit, 1.0);
+        }
+        let runtime = builder
+            .build_arc()
+            .map_err(|e| Error::internal("runtime env", e))?;
+        Ok(Self {
+            runtime,
+            catalog,
+            target_partitions: target_partitions.max(1),
+        })
+    }
+
+    fn config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new();
+        // Spans let plan errors (unknown column, table) point at line and column.
+        config.options_mut().sql_parser.collect_spans = true;
+        config
+            .with_target_partitions(self.target_partitions)
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+            .with_create_default_catalog_and_schema(false)
+    }
+
+    /// Every state gets the shared runtime and Delta's planner, which plans the
+    /// extension nodes of Delta writes (an engine without it cannot commit).
+    fn new_context(&self, config: SessionConfig) -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_query_planner(DeltaPlanner::new())
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// A context without datasets, for scanning files during ingest.
+    pub fn file_context(&self) -> SessionContext {
+        self.new_context(SessionConfig::new().with_target_partitions(self.target_partitions))
+    }
+
+    /// A context in which every live dataset is a table.
+    pub async fn context(&self) -> Result<SessionContext> {
+        let names = self.catalog.live_dataset_names().await?;
+        let ctx = self.new_context(self.config());
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema(
+                SCHEMA_NAME,
+                Arc::new(DatasetSchema {
+                    names,
+                    catalog: self.catalog.clone(),
+                }),
+            )
+            .map_err(|e| Error::internal("session", e))?;
+        ctx.register_catalog(CATALOG_NAME, Arc::new(catalog));
+        Ok(ctx)
+    }
+}
+
+/// `basin.public`: resolves dataset names to Delta tables when a query names them.
+#[derive(Debug)]
+struct DatasetSchema {
+    names: Vec<String>,
+    catalog: Arc<dyn CatalogStore>,
+}
+
+#[async_trait]
+impl SchemaProvider for DatasetSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if !self.table_exist(name) {
+            return Ok(None);
+        }
+        let record = self
+            .catalog
+            .dataset_by_name(name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let table = open_table(&record.location, None)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}

@@ -1,0 +1,133 @@
+//! The error envelope and the one mapping from engine errors to HTTP statuses.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use basin_engine::Error as EngineError;
+use serde_json::json;
+
+use crate::request_id;
+
+/// An error as the REST API reports it (boxed: it travels in every handler's `Result`).
+#[derive(Debug)]
+pub struct ApiError(Box<ErrorBody>);
+
+#[derive(Debug)]
+struct ErrorBody {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<serde_json::Value>,
+    hint: Option<String>,
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with a status, a stable code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self(Box::new(ErrorBody {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            hint: None,
+        }))
+    }
+
+    /// A 400 `invalid_input`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+
+    /// Adds a hint for the caller.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.0.hint = Some(hint.into());
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.0.code
+    }
+}
+
+/// The HTTP status of each engine error kind. Exhaustive on purpose: a new
+/// kind does not compile until it has a status.
+fn status_of(error: &EngineError) -> StatusCode {
+    match error {
+        EngineError::InvalidIdentifier { .. }
+        | EngineError::InvalidInput(_)
+        | EngineError::Sql { .. }
+        | EngineError::MalformedInput(_) => StatusCode::BAD_REQUEST,
+        EngineError::MalformedRows(_) | EngineError::SchemaMismatch(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        EngineError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        EngineError::PathNotAllowed(_) => StatusCode::FORBIDDEN,
+        EngineError::DatasetNotFound(_)
+        | EngineError::VersionNotFound(_)
+        | EngineError::JobNotFound(_)
+        | EngineError::SourceNotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::DatasetExists(_) | EngineError::JobFinished { .. } => StatusCode::CONFLICT,
+        EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        EngineError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+        EngineError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        EngineError::Canceled => StatusCode::CONFLICT,
+        EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn hint_of(error: &EngineError) -> Option<&'static str> {
+    match error {
+        EngineError::MalformedRows(_) => Some(
+            "fix the rows listed in details, or ingest with on_error=skip or on_error=quarantine",
+        ),
+        EngineError::PathNotAllowed(_) => Some("add the directory to ingest.allowed_roots"),
+        EngineError::DatasetExists(_) => {
+            Some("use the upload endpoint with mode=append or mode=overwrite")
+        }
+        EngineError::SchemaMismatch(_) => Some("ingest with mode=overwrite to replace the schema"),
+        _ => None,
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let status = status_of(&error);
+        if status.is_server_error() {
+            tracing::error!(error = %error, code = error.code(), "request failed");
+        }
+        Self(Box::new(ErrorBody {
+            status,
+            code: error.code(),
+            message: error.public_message(),
+            details: error.details(),
+            hint: hint_of(&error).map(str::to_owned),
+        }))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let ErrorBody {
+            status,
+            code,
+            message,
+            details,
+            hint,
+        } = *self.0;
+        metrics::counter!("basin_http_errors_total", "code" => code).increment(1);
+        let body = json!({
+            "error": {
+                "code": code,
+                "message": message,
+                "details": details,
+                "hint": hint,
+                "request_id": request_id::current(),
+            }
+        });
+        (status, Json(body)).into_response()
+    }
+}

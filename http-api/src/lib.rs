@@ -1,0 +1,110 @@
+//! Basin's REST API: `/api/v1` over the engine, plus `/health`, `/ready` and `/metrics`.
+//!
+//! Every success is `{"data": …, "meta": {…}}`, every failure
+//! `{"error": {"code", "message", "details", "hint", "request_id"}}` with a
+//! stable code (see `docs/http-api.md`). Handlers only translate between HTTP
+//! and [`basin_engine::Engine`]; there is no business logic here.
+
+mod encode;
+mod error;
+mod extract;
+mod request_id;
+mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use basin_engine::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use encode::ResultFormat;
+pub use error::{ApiError, ApiResult};
+
+/// The API version served, in the `API-Version` header.
+pub const API_VERSION: &str = "1";
+
+/// HTTP-level limits.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body, uploads included.
+    pub body_limit: u64,
+    /// Deadline for requests other than uploads and queries (which have their own).
+    pub request_timeout: Duration,
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Limits.
+    pub config: Arc<ApiConfig>,
+    /// Renders `/metrics`; `None` serves 404 there.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.body_limit).unwrap_or(usize::MAX);
+    let api = Router::new()
+        .merge(routes::datasets::router())
+        .merge(routes::query::router())
+        .merge(routes::jobs::router())
+        .fallback(routes::ops::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(routes::ops::router())
+        .fallback(routes::ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(request_id::layer))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Routes that stream large bodies run on their own deadlines.
+fn has_own_deadline(path: &str) -> bool {
+    path.ends_with("/upload") || path == "/api/v1/query" || path == "/api/v1/datasets"
+}
+
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if has_own_deadline(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!("request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
+}
+
+/// Request metrics by route template, plus the `API-Version` header.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let in_flight = metrics::gauge!("basin_http_requests_in_flight");
+    in_flight.increment(1.0);
+    let mut response = next.run(request).await;
+    in_flight.decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("basin_http_request_duration_seconds", "route" => route, "method" => method, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    response
+        .headers_mut()
+        .insert("api-version", HeaderValue::from_static(API_VERSION));
+    response
+}

@@ -1,0 +1,151 @@
+//! Startup: [`Application::build`] opens the engine and binds the listeners
+//! (port 0 works, for tests), [`Application::run_until`] serves until told to
+//! stop and then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use basin_engine::{Engine, EngineConfig};
+use basin_http_api::{ApiConfig, AppState};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// A built, not yet serving, Basin server.
+pub struct Application {
+    engine: Engine,
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    state: AppState,
+    config: Config,
+}
+
+/// The process-wide metrics recorder (a recorder can be installed once per process).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &buckets)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .clone()
+}
+
+/// The engine settings a configuration implies.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let mut engine = EngineConfig::new(&config.data_dir);
+    engine.allowed_roots = config.ingest.allowed_roots.clone();
+    engine.memory_limit = config
+        .query
+        .memory_limit
+        .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+    engine.query_timeout = config.query.timeout;
+    engine.max_ingest_bytes = config.ingest.max_bytes;
+    engine
+}
+
+impl Application {
+    /// Opens the engine (migrating and recovering the data directory) and binds the HTTP listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let engine = Engine::open(engine_config(&config)).await?;
+        let listener = TcpListener::bind(config.http.addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (http.addr): {e}", config.http.addr)
+        })?;
+        let http_addr = listener.local_addr()?;
+        let state = AppState {
+            engine: engine.clone(),
+            config: Arc::new(ApiConfig {
+                body_limit: config.http.body_limit,
+                request_timeout: config.http.request_timeout,
+            }),
+            metrics: metrics_handle(),
+        };
+        Ok(Self {
+            engine,
+            listener,
+            http_addr,
+            state,
+            config,
+        })
+    }
+
+    /// Where the REST API listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The engine, for tests that inspect state directly.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, drains in-flight
+    /// requests for up to `http.shutdown_timeout`, and closes the catalog.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = basin_http_api::router(self.state);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let mut serving = tokio::spawn(async move { server.await });
+        tokio::select! {
+            result = &mut serving => {
+                result??;
+            }
+            () = shutdown => {
+                tracing::info!("shutting down: draining in-flight requests");
+                let _ = stop_tx.send(());
+                match tokio::time::timeout(self.config.http.shutdown_timeout, &mut serving).await {
+                    Ok(result) => result??,
+                    Err(_) => {
+                        tracing::warn!("in-flight requests did not finish in time; closing them");
+                        serving.abort();
+                    }
+                }
+            }
+        }
+        self.engine.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,497 @@
+//! The one typed configuration: `basin.toml`, then `BASIN_*` environment
+//! variables, then command-line flags, each overriding the one before.
+//! Unknown keys and bad values stop startup with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::{Table, Value};
+
+/// Errors found while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is unknown or its value is invalid.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// The key, dotted (`http.addr`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable starts with `BASIN_` but names no key.
+    #[error("unknown environment variable {0}; known: {known}", known = env_names().join(", "))]
+    UnknownEnv(String),
+}
+
+/// Every key, in dotted form; each may be set as `BASIN_<KEY>` with dots as underscores.
+pub const KEYS: &[&str] = &[
+    "data_dir",
+    "http.addr",
+    "http.body_limit",
+    "http.request_timeout",
+    "http.shutdown_timeout",
+    "ingest.allowed_roots",
+    "ingest.max_bytes",
+    "query.memory_limit",
+    "query.timeout",
+    "log.format",
+    "log.level",
+];
+
+/// The variable naming the config file, read before everything else.
+pub const CONFIG_FILE_ENV: &str = "BASIN_CONFIG";
+
+fn env_name(key: &str) -> String {
+    format!("BASIN_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn env_names() -> Vec<String> {
+    let mut names: Vec<String> = KEYS.iter().map(|k| env_name(k)).collect();
+    names.push(CONFIG_FILE_ENV.into());
+    names
+}
+
+/// Basin's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Catalog, datasets and temporary files live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The REST API.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Ingest limits.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Query limits.
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address; port 0 picks a free port.
+    #[serde(default = "default_http_addr")]
+    pub addr: SocketAddr,
+    /// Largest request body, uploads included (`"1GiB"`, `"512MB"` or bytes).
+    #[serde(default = "default_body_limit", deserialize_with = "byte_size")]
+    pub body_limit: u64,
+    /// Deadline of ordinary requests (`"30s"`).
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Directories `POST /datasets` may read server-side files from; empty refuses all.
+    #[serde(default)]
+    pub allowed_roots: Vec<PathBuf>,
+    /// Largest decompressed input.
+    #[serde(default = "default_max_ingest", deserialize_with = "byte_size")]
+    pub max_bytes: u64,
+}
+
+/// `[query]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Memory all running queries may hold together; unlimited when absent.
+    #[serde(default, deserialize_with = "optional_byte_size")]
+    pub memory_limit: Option<u64>,
+    /// Default query deadline.
+    #[serde(default = "default_query_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `basin=debug,info`).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./basin-data")
+}
+fn default_http_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body_limit() -> u64 {
+    1 << 30
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_ingest() -> u64 {
+    64 << 30
+}
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_log_level() -> String {
+    // Basin's own events at info; the libraries' (delta-rs logs every snapshot) at warn.
+    "warn,basin_server=info,basin_engine=info,basin_http_api=info,basin_connectors=info".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: default_http_addr(),
+            body_limit: default_body_limit(),
+            request_timeout: default_request_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            allowed_roots: Vec::new(),
+            max_bytes: default_max_ingest(),
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: None,
+            timeout: default_query_timeout(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            http: HttpConfig::default(),
+            ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Parses `"1GiB"`, `"512MB"`, `"64k"` or a plain number of bytes.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    let bytes = number * factor as f64;
+    if bytes < 1.0 {
+        return Err(format!("size {text:?} must be positive"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m, h)")),
+    };
+    if seconds <= 0.0 {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(0) => Err(serde::de::Error::custom("size must be positive")),
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(t) => parse_byte_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn optional_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    byte_size(d).map(Some)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(0) => Err(serde::de::Error::custom("duration must be positive")),
+        NumberOrText::Number(n) => Ok(Duration::from_secs(n)),
+        NumberOrText::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Values set on the command line, by dotted key.
+pub type Overrides = Vec<(&'static str, String)>;
+
+impl Config {
+    /// Loads the configuration: the file (if any), then the environment, then `overrides`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = file.map(PathBuf::from).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == CONFIG_FILE_ENV)
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut table = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                text.parse::<Table>().map_err(|e| ConfigError::Syntax {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Table::new(),
+        };
+        for (name, value) in &env {
+            if !name.starts_with("BASIN_") || name == CONFIG_FILE_ENV {
+                continue;
+            }
+            let key = KEYS
+                .iter()
+                .find(|k| env_name(k) == *name)
+                .ok_or_else(|| ConfigError::UnknownEnv(name.clone()))?;
+            set(&mut table, key, env_value(key, value));
+        }
+        for (key, value) in overrides {
+            set(&mut table, key, Value::String(value.clone()));
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+                ConfigError::Key {
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Key {
+                key: "data_dir".into(),
+                message: "must not be empty".into(),
+            });
+        }
+        for root in &self.ingest.allowed_roots {
+            if !root.is_dir() {
+                return Err(ConfigError::Key {
+                    key: "ingest.allowed_roots".into(),
+                    message: format!("{} is not a directory", root.display()),
+                });
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Key {
+                key: "log.level".into(),
+                message: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are text; numbers stay text (the parsers accept both) and lists split on commas.
+fn env_value(key: &str, raw: &str) -> Value {
+    if key == "ingest.allowed_roots" {
+        return Value::Array(
+            raw.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.trim().into()))
+                .collect(),
+        );
+    }
+    Value::String(raw.to_owned())
+}
+
+fn set(table: &mut Table, dotted: &str, value: Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().unwrap_or(dotted);
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        let Value::Table(next) = entry else { return };
+        current = next;
+    }
+    current.insert(last.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)], overrides: Overrides) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basin.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load(Some(&path), env, &overrides)
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let config = Config::load(None, Vec::new(), &Vec::new()).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./basin-data"));
+        assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let config = load(
+            "data_dir = \"/from/file\"\n[http]\naddr = \"127.0.0.1:1\"\nbody_limit = \"2MiB\"\n",
+            &[
+                ("BASIN_HTTP_ADDR", "127.0.0.1:2"),
+                ("BASIN_DATA_DIR", "/from/env"),
+            ],
+            vec![("data_dir", "/from/flag".into())],
+        )
+        .unwrap();
+        assert_eq!(config.http.addr.to_string(), "127.0.0.1:2");
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.http.body_limit, 2 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load("[http]\nadress = \"x\"\n", &[], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("adress"), "{err}");
+        let err = load("", &[("BASIN_HTTP_ADRESS", "x")], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BASIN_HTTP_ADRESS"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = load("[http]\naddr = \"nowhere\"\n", &[], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `http.addr`"), "{err}");
+        let err = load("", &[("BASIN_QUERY_TIMEOUT", "soon")], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `query.timeout`"), "{err}");
+        let err = load("[query]\nmemory_limit = \"12 parsecs\"\n", &[], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `query.memory_limit`"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_byte_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_byte_size("512MB").unwrap(), 512_000_000);
+        assert_eq!(parse_byte_size("100").unwrap(), 100);
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+use std::process::Command;
+
+use crate::common::{TestServer, testdata};
+
+fn basin(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(args)
+        .output()
+        .expect("basin runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ingest_query_and_list_on_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let orders = testdata("orders.csv");
+    let (ok, out, err) = basin(&[
+        "--data-dir",
+        data,
+        "ingest",
+        orders.to_str().unwrap(),
+        "--dataset",
+        "orders",
+        "--on-error",
+        "skip",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["rows_written"], 12);
+
+    let (ok, out, err) = basin(&[
+        "--data-dir",
+        data,
+        "query",
+        "SELECT count(*) AS n FROM orders",
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "n\n12\n");
+
+    let (ok, out, _) = basin(&[
+        "--data-dir",
+        data,
+        "query",
+        "SELECT customer FROM orders WHERE order_id = 3",
+    ]);
+    assert!(ok);
+    assert!(out.contains("Zoë Ørsted"), "{out}");
+
+    let parquet = dir.path().join("out.parquet");
+    let (ok, _, err) = basin(&[
+        "--data-dir",
+        data,
+        "query",
+        "SELECT * FROM orders",
+        "--format",
+        "parquet",
+        "--output",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
+
+    let (ok, out, _) = basin(&["--data-dir", data, "datasets"]);
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("orders ") && l.contains(" 12 ")),
+        "{out}"
+    );
+
+    let (ok, _, err) = basin(&["--data-dir", data, "query", "SELEC 1"]);
+    assert!(!ok);
+    assert!(err.contains("basin:"), "{err}");
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("basin.toml");
+    std::fs::write(&config, "[http]\nbody_limit = \"lots\"\n").unwrap();
+    let (ok, _, err) = basin(&["--config", config.to_str().unwrap(), "datasets"]);
+    assert!(!ok);
+    assert!(err.contains("config key `http.body_limit`"), "{err}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(["datasets"])
+        .env("BASIN_HTTP_PORT", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("BASIN_HTTP_PORT"));
+}
+
+#[tokio::test]
+async fn commands_talk_to_a_running_server() {
+    let server = TestServer::start().await;
+    let base = server.base.clone();
+    let orders = testdata("orders_april.csv");
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        basin(&[
+            "ingest",
+            orders.to_str().unwrap(),
+            "--dataset",
+            "april",
+            "--server",
+            &base,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("\"rows_written\": 2"), "{out}");
+    let base = server.base.clone();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        basin(&[
+            "query",
+            "SELECT sum(order_id) AS s FROM april",
+            "--format",
+            "json",
+            "--server",
+            &base,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "{\"s\":33}");
+}

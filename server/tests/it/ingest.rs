@@ -1,0 +1,124 @@
+use serde_json::json;
+
+use crate::common::{TestServer, error_code};
+
+#[tokio::test]
+async fn json_arrays_ndjson_parquet_and_semicolon_csv_ingest() {
+    let server = TestServer::start().await;
+
+    let (status, body) = server.upload_file("products", "", "products.json").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["format"], "ndjson");
+    assert_eq!(
+        server
+            .rows("SELECT sku, price, active FROM products ORDER BY sku")
+            .await,
+        vec![
+            json!(["basin-free", 0.0, true]),
+            json!(["basin-pro", 49.0, true]),
+            json!(["basin-team", 199.5, false])
+        ]
+    );
+
+    let (status, body) = server
+        .upload_file("events", "format=ndjson", "events.ndjson")
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "malformed_rows"),
+        "{body}"
+    );
+    let lines: Vec<u64> = body["error"]["details"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![6, 7]);
+
+    let (status, body) = server.upload_file("metrics", "", "metrics.parquet").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["rows_written"], 48);
+    let cost = server
+        .rows("SELECT CAST(cost AS VARCHAR) FROM metrics ORDER BY at LIMIT 1 OFFSET 12")
+        .await;
+    assert_eq!(cost[0], json!(["12.12"]));
+
+    let (status, body) = server
+        .upload_file(
+            "sensors",
+            "null_values=NA&delimiter=%3B",
+            "sensors_semicolon.csv",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let rows = server
+        .rows("SELECT sensor, reading, unit FROM sensors ORDER BY sensor")
+        .await;
+    assert_eq!(rows[2], json!(["s3", null, "°C"]));
+    assert_eq!(rows[0], json!(["s1", "21,5", "°C"]));
+}
+
+#[tokio::test]
+async fn the_delimiter_is_sniffed_when_not_given() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .upload_file("sensors", "", "sensors_semicolon.csv")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let columns: Vec<&str> = body["data"]["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, vec!["sensor", "reading", "unit"]);
+}
+
+#[tokio::test]
+async fn async_ingest_runs_as_a_job() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .post(server.url("/api/v1/datasets/orders/upload?async=true&on_error=skip"))
+        .body(std::fs::read(crate::common::testdata("orders.csv")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let (_, body) = crate::common::split(response).await;
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/jobs/{id}"));
+    let job = server.wait_job(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["progress"], 1.0);
+    assert_eq!(job["result"]["rows_written"], 12);
+    assert_eq!(job["kind"], "ingest");
+
+    let (_, jobs) = server.get("/api/v1/jobs?status=succeeded").await;
+    assert_eq!(jobs["data"].as_array().unwrap().len(), 1);
+    let (status, body) = server
+        .post_json(&format!("/api/v1/jobs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "job_finished"));
+    let (status, body) = server.get("/api/v1/jobs/nope").await;
+    assert_eq!((status, error_code(&body)), (404, "job_not_found"));
+}
+
+#[tokio::test]
+async fn failed_async_ingest_records_the_error() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .post(server.url("/api/v1/datasets/orders/upload?async=true"))
+        .body(std::fs::read(crate::common::testdata("orders.csv")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = crate::common::split(response).await;
+    let job = server.wait_job(body["data"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "malformed_rows");
+    assert_eq!(job["error"]["details"]["count"], 3);
+}

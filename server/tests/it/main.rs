@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0, real HTTP clients, the real binary.
+
+mod cli;
+mod common;
+mod crash;
+mod datasets;
+mod ingest;
+mod ops;
+mod query;
