@@ -4,7 +4,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use basin_engine::Error as EngineError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::request_id;
 
@@ -109,6 +110,29 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorEnvelope {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable code, e.g. `dataset_not_found` (see docs/http-api.md).
+    #[schema(value_type = String)]
+    code: &'static str,
+    /// For people; concise, lower case.
+    message: String,
+    /// Structured details: bad rows, SQL position.
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+    /// What to do about it.
+    hint: Option<String>,
+    /// The request's id, as in the `x-request-id` header and the server log.
+    request_id: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ErrorBody {
@@ -119,15 +143,15 @@ impl IntoResponse for ApiError {
             hint,
         } = *self.0;
         metrics::counter!("basin_http_errors_total", "code" => code).increment(1);
-        let body = json!({
-            "error": {
-                "code": code,
-                "message": message,
-                "details": details,
-                "hint": hint,
-                "request_id": request_id::current(),
-            }
-        });
+        let body = ErrorEnvelope {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+                hint,
+                request_id: request_id::current(),
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

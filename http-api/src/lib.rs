@@ -8,6 +8,7 @@
 mod encode;
 mod error;
 mod extract;
+mod openapi;
 mod request_id;
 mod routes;
 
@@ -21,6 +22,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use basin_engine::Engine;
 use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use encode::ResultFormat;
 pub use error::{ApiError, ApiResult};
@@ -51,10 +54,17 @@ pub struct AppState {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.body_limit).unwrap_or(usize::MAX);
-    let api = Router::new()
+    let (api, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::datasets::router())
         .merge(routes::query::router())
         .merge(routes::jobs::router())
+        .split_for_parts();
+    let document = Arc::new(document);
+    let api = api
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || std::future::ready(axum::Json(document.as_ref().clone()))),
+        )
         .fallback(routes::ops::not_found);
     Router::new()
         .nest("/api/v1", api)

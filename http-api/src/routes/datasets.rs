@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
-use axum::Router;
 use axum::extract::{FromRequest, Multipart, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
 use basin_engine::catalog::{DatasetFilter, DatasetSort};
 use basin_engine::datasets::{DatasetPatch, TimeTravel};
@@ -18,36 +16,49 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::io::StreamReader;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::jobs::strip_prefix;
 use super::{PageParams, envelope, page_meta};
 use crate::AppState;
 use crate::encode::{ResultFormat, stream_body};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Query};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/datasets", get(list).post(create))
-        .route("/datasets/{name}", get(show).patch(update).delete(delete))
-        .route("/datasets/{name}/upload", post(upload))
-        .route("/datasets/{name}/preview", get(preview))
-        .route("/datasets/{name}/versions", get(versions))
-        .route("/datasets/{name}/restore", post(restore))
-        .route("/datasets/{name}/statistics", get(statistics))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(upload))
+        .routes(routes!(preview))
+        .routes(routes!(versions))
+        .routes(routes!(restore))
+        .routes(routes!(statistics))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Substring of the name.
     name: Option<String>,
+    /// Exact tag.
     tag: Option<String>,
+    /// `name`, `created_at` or `updated_at`, prefixed with `-` for descending.
     sort: Option<String>,
+    /// Include soft-deleted datasets.
     include_deleted: Option<bool>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<u32>,
+    /// Rows to skip.
     offset: Option<u64>,
 }
 
+/// Datasets, filtered, sorted and paged.
+#[utoipa::path(get, path = "/datasets", tag = "datasets", params(ListParams),
+    responses((status = 200, description = "a page of datasets", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -71,6 +82,9 @@ async fn list(
     ))
 }
 
+/// One dataset: schema, row count, size, version, description, tags.
+#[utoipa::path(get, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
+    responses((status = 200, description = "the dataset", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -78,23 +92,49 @@ async fn show(
     Ok(envelope(state.engine.dataset(&name).await?, json!({})))
 }
 
+/// Renames, re-describes or re-tags a dataset.
+#[utoipa::path(patch, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name")), request_body = PatchBody,
+    responses((status = 200, description = "the dataset after the change", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
+        (status = 409, description = "the new name is taken", body = ErrorEnvelope)))]
 async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(patch): Json<DatasetPatch>,
+    Json(patch): Json<PatchBody>,
 ) -> ApiResult<axum::Json<Value>> {
+    let patch = DatasetPatch {
+        name: patch.name,
+        description: patch.description,
+        tags: patch.tags,
+    };
     Ok(envelope(
         state.engine.update_dataset(&name, patch).await?,
         json!({}),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to a dataset's name and metadata; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+struct PatchBody {
+    /// New name.
+    name: Option<String>,
+    /// New description.
+    description: Option<String>,
+    /// New tags, replacing the old.
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeleteParams {
+    /// Remove the files and the catalog row instead of hiding the dataset.
     purge: Option<bool>,
 }
 
+/// Soft-deletes a dataset, or purges it.
+#[utoipa::path(delete, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name"), DeleteParams),
+    responses((status = 204, description = "deleted"), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -108,12 +148,15 @@ async fn delete(
 }
 
 /// A column of a supplied schema.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ColumnSpec {
+    /// Column name.
     name: String,
+    /// `bigint`, `double`, `decimal(12,2)`, `text`, `boolean`, `date`, `timestamp`, `timestamptz`, or an Arrow type.
     #[serde(rename = "type")]
     data_type: String,
+    /// Whether nulls are allowed (default true).
     #[serde(default = "yes")]
     nullable: bool,
 }
@@ -123,23 +166,34 @@ fn yes() -> bool {
 }
 
 /// Ingest options shared by the JSON create body and the upload query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IngestParams {
+    /// `csv`, `tsv`, `ndjson`, `json`, `parquet` or `arrow`; sniffed when absent.
     format: Option<String>,
+    /// `create`, `append` or `overwrite`.
+    #[schema(value_type = Option<String>)]
     mode: Option<WriteMode>,
+    /// `fail` (default), `skip` or `quarantine`.
+    #[schema(value_type = Option<String>)]
     on_error: Option<BadRowPolicy>,
+    /// CSV delimiter, one character; sniffed when absent.
     delimiter: Option<String>,
+    /// Whether the CSV has a header line; sniffed when absent.
     header: Option<bool>,
+    /// CSV quote character.
     quote: Option<String>,
-    /// Comma-separated in a query string, an array in JSON.
+    /// Strings read as null: comma-separated in a query string, an array in JSON.
+    #[schema(value_type = Option<Vec<String>>)]
     null_values: Option<NullValues>,
+    /// Description of a new dataset.
     description: Option<String>,
+    /// Run as a background job and answer 202 with it.
     #[serde(rename = "async")]
     run_async: Option<bool>,
-    /// JSON body only.
+    /// Columns to read with instead of inferring (JSON body only).
     schema: Option<Vec<ColumnSpec>>,
-    /// JSON body only.
+    /// Tags of a new dataset (JSON body only).
     tags: Option<Vec<String>>,
 }
 
@@ -209,17 +263,27 @@ impl IngestParams {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A dataset to create from a server-side file.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    /// The new dataset's name.
     name: String,
+    /// Absolute path (or `file://` URL) inside `ingest.allowed_roots`.
     source: String,
     #[serde(flatten)]
     params: IngestParams,
+    /// The same options, nested.
     options: Option<IngestParams>,
 }
 
-/// `POST /datasets`: creates a dataset from a server-side file inside the allowed roots.
+/// Creates a dataset from a server-side file inside the allowed import roots.
+#[utoipa::path(post, path = "/datasets", tag = "datasets", request_body = CreateBody,
+    responses((status = 201, description = "the ingest report", body = Object),
+        (status = 202, description = "the queued job (async)", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
+        (status = 403, description = "outside the allowed roots", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
+        (status = 409, description = "the name is taken", body = ErrorEnvelope),
+        (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateBody>,
@@ -256,7 +320,27 @@ fn merge_params(flat: IngestParams, nested: Option<IngestParams>) -> IngestParam
     }
 }
 
-/// `POST /datasets/{name}/upload`: the raw body, or the first file of a multipart form.
+/// Ingests the raw body, or the first file of a multipart form, as a new version
+/// (creating the dataset if needed).
+#[utoipa::path(post, path = "/datasets/{name}/upload", tag = "datasets",
+    params(("name" = String, Path, description = "dataset name"),
+        ("format" = Option<String>, Query, description = "csv, tsv, ndjson, json, parquet or arrow; sniffed when absent"),
+        ("mode" = Option<String>, Query, description = "append (default), overwrite or create"),
+        ("on_error" = Option<String>, Query, description = "fail (default), skip or quarantine"),
+        ("delimiter" = Option<String>, Query, description = "CSV delimiter"),
+        ("header" = Option<bool>, Query, description = "whether the CSV has a header line"),
+        ("quote" = Option<String>, Query, description = "CSV quote character"),
+        ("null_values" = Option<String>, Query, description = "comma-separated null markers"),
+        ("description" = Option<String>, Query, description = "description of a new dataset"),
+        ("async" = Option<bool>, Query, description = "run as a job and answer 202")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "the file (gzip or zstd compressed, or not); multipart/form-data also works"),
+    responses((status = 200, description = "appended or overwritten: the ingest report", body = Object),
+        (status = 201, description = "created: the ingest report", body = Object),
+        (status = 202, description = "the queued job (async)", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
+        (status = 413, description = "body too large", body = ErrorEnvelope),
+        (status = 415, description = "unsupported format", body = ErrorEnvelope),
+        (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope)))]
 async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -366,12 +450,17 @@ async fn run_ingest(
     Ok((status, envelope(report, json!({}))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PreviewParams {
+    /// Rows, at most 10000 (default 100).
     limit: Option<usize>,
+    /// Rows to skip.
     offset: Option<usize>,
+    /// Read this version.
     version: Option<i64>,
+    /// Read the version current at this time (RFC 3339).
     as_of: Option<DateTime<Utc>>,
 }
 
@@ -387,6 +476,9 @@ fn time_travel(
     }
 }
 
+/// A page of rows, now or at a point in history; encoded like query results.
+#[utoipa::path(get, path = "/datasets/{name}/preview", tag = "datasets", params(("name" = String, Path, description = "dataset name"), PreviewParams),
+    responses((status = 200, description = "rows, in the format `Accept` asks for", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn preview(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -413,12 +505,17 @@ async fn preview(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct VersionsParams {
+    /// At most this many versions, newest first.
     limit: Option<usize>,
 }
 
+/// The dataset's history, newest first.
+#[utoipa::path(get, path = "/datasets/{name}/versions", tag = "datasets", params(("name" = String, Path, description = "dataset name"), VersionsParams),
+    responses((status = 200, description = "versions", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -429,13 +526,19 @@ async fn versions(
     Ok(envelope(versions, json!({"count": count})))
 }
 
-#[derive(Debug, Deserialize)]
+/// The point to restore: a version or a time.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RestoreBody {
+    /// A version number.
     version: Option<i64>,
+    /// The version current at this time (RFC 3339).
     as_of: Option<DateTime<Utc>>,
 }
 
+/// Makes an earlier version current again, as a new version.
+#[utoipa::path(post, path = "/datasets/{name}/restore", tag = "datasets", params(("name" = String, Path, description = "dataset name")), request_body = RestoreBody,
+    responses((status = 200, description = "the dataset after the restore", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn restore(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -446,6 +549,9 @@ async fn restore(
     Ok(envelope(state.engine.restore(&name, to).await?, json!({})))
 }
 
+/// Row count and per-column nulls, min, max and approximate distinct values.
+#[utoipa::path(get, path = "/datasets/{name}/statistics", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
+    responses((status = 200, description = "statistics", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn statistics(
     State(state): State<AppState>,
     Path(name): Path<String>,

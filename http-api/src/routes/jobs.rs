@@ -1,33 +1,42 @@
 //! `/jobs`: background work.
 
-use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
-use axum::routing::{get, post};
 use basin_engine::catalog::{JobFilter, JobStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{PageParams, envelope, page_meta};
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Query;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/jobs", get(list))
-        .route("/jobs/{id}", get(show))
-        .route("/jobs/{id}/cancel", post(cancel))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
     status: Option<String>,
+    /// Job kind, e.g. `ingest`.
     kind: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<u32>,
+    /// Rows to skip.
     offset: Option<u64>,
 }
 
+/// Jobs, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListParams),
+    responses((status = 200, description = "a page of jobs", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -57,6 +66,9 @@ async fn list(
     Ok(envelope(jobs, page_meta(&strip_prefix(&uri), page, total)))
 }
 
+/// One job: status, progress, result or error.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -64,6 +76,10 @@ async fn show(
     Ok(envelope(state.engine.job(&id).await?, json!({})))
 }
 
+/// Cancels a queued or running job.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "the job after the request", body = Object), (status = 404, description = "not found", body = ErrorEnvelope),
+        (status = 409, description = "the job has ended", body = ErrorEnvelope)))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

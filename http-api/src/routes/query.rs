@@ -2,32 +2,46 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use basin_engine::query::QueryRequest;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::encode::{ResultFormat, stream_body};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Json;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/query", post(query))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(query))
 }
 
-#[derive(Debug, Deserialize)]
+/// A query.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
+    /// One statement: a query, `EXPLAIN` or `SHOW`.
     sql: String,
+    /// At most this many rows.
     limit: Option<usize>,
+    /// Deadline in milliseconds (default `query.timeout`).
     timeout_ms: Option<u64>,
 }
 
+/// Runs SQL over the datasets and streams the result in the format `Accept` asks for.
+#[utoipa::path(post, path = "/query", tag = "query", request_body = QueryBody,
+    responses(
+        (status = 200, description = "the result: JSON envelope, CSV, NDJSON or Arrow IPC stream",
+            content((Object = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"),
+                (Vec<u8> = "application/vnd.apache.arrow.stream"))),
+        (status = 400, description = "bad input", body = ErrorEnvelope),
+        (status = 406, description = "unsupported Accept", body = ErrorEnvelope),
+        (status = 504, description = "deadline passed", body = ErrorEnvelope)))]
 async fn query(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -70,3 +70,37 @@ async fn graceful_shutdown_stops_accepting() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let server = TestServer::start().await;
+    let (status, doc) = server.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/datasets", "get"),
+        ("/datasets", "post"),
+        ("/datasets/{name}", "patch"),
+        ("/datasets/{name}", "delete"),
+        ("/datasets/{name}/upload", "post"),
+        ("/datasets/{name}/preview", "get"),
+        ("/datasets/{name}/versions", "get"),
+        ("/datasets/{name}/restore", "post"),
+        ("/datasets/{name}/statistics", "get"),
+        ("/query", "post"),
+        ("/jobs", "get"),
+        ("/jobs/{id}", "get"),
+        ("/jobs/{id}/cancel", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+}

@@ -1,0 +1,25 @@
+//! The OpenAPI 3.1 document, assembled from the handlers' annotations as the
+//! routes are registered, so the document and the router cannot disagree.
+
+use utoipa::OpenApi;
+
+use crate::error::{ErrorDetail, ErrorEnvelope};
+
+/// Document-level information; paths are added by the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Basin",
+        description = "Datasets on Delta Lake, SQL over them, and background jobs. \
+            Successes are `{data, meta}`; failures are `{error: {code, message, details, hint, request_id}}`."
+    ),
+    servers((url = "/api/v1", description = "this server")),
+    components(schemas(ErrorEnvelope, ErrorDetail)),
+    tags(
+        (name = "datasets", description = "Create, ingest, browse, time-travel and restore datasets"),
+        (name = "query", description = "Ad-hoc SQL, streamed"),
+        (name = "jobs", description = "Background work"),
+        (name = "meta", description = "This document")
+    )
+)]
+pub(crate) struct ApiDoc;
