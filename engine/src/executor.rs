@@ -48,12 +48,16 @@ impl Executor {
     }
 
     /// Runs `future` on the CPU runtime and awaits it from the caller's runtime.
+    ///
+    /// Dropping the returned future aborts the work: a canceled job or a gone
+    /// client must not leave a write running (and committing) behind it.
     pub async fn run<F, T>(&self, future: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        match self.handle().spawn(future).await {
+        let mut task = AbortOnDrop(self.handle().spawn(future));
+        match (&mut task.0).await {
             Ok(result) => result,
             Err(e) if e.is_cancelled() => Err(Error::Canceled),
             Err(e) => Err(Error::internal("cpu task", e)),
@@ -71,7 +75,12 @@ impl Executor {
         let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         self.handle().spawn(async move {
-            let mut stream = match make().await {
+            let mut schema_tx = schema_tx;
+            let made = tokio::select! {
+                made = make() => made,
+                () = schema_tx.closed() => return,
+            };
+            let mut stream = match made {
                 Ok(stream) => stream,
                 Err(e) => {
                     let _ = schema_tx.send(Err(e));
@@ -81,9 +90,15 @@ impl Executor {
             if schema_tx.send(Ok(stream.schema())).is_err() {
                 return;
             }
-            while let Some(item) = stream.next().await {
+            // When the consumer goes away the stream is dropped, which stops the
+            // plan, even in the middle of computing a batch.
+            loop {
+                let item = tokio::select! {
+                    item = stream.next() => item,
+                    () = tx.closed() => return,
+                };
+                let Some(item) = item else { return };
                 if tx.send(item).await.is_err() {
-                    // The consumer went away: drop the stream, which cancels the plan.
                     return;
                 }
             }
@@ -91,6 +106,15 @@ impl Executor {
         let schema = schema_rx.await.map_err(|_| Error::Canceled)??;
         let batches = ReceiverStream::new(rx);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -48,6 +48,10 @@ impl JobRegistry {
             token.cancel();
         }
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.running.lock().expect("job registry").is_empty()
+    }
 }
 
 /// What a job's work receives.

@@ -170,8 +170,11 @@ impl Engine {
     /// Cancels running jobs and closes the catalog.
     pub async fn shutdown(&self) {
         self.jobs().cancel_all();
-        // Let canceled jobs record their outcome before the catalog closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Canceled jobs record their outcome before the catalog closes (bounded wait).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.jobs().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.catalog().close().await;
     }
 

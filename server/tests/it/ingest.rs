@@ -122,3 +122,31 @@ async fn failed_async_ingest_records_the_error() {
     assert_eq!(job["error"]["code"], "malformed_rows");
     assert_eq!(job["error"]["details"]["count"], 3);
 }
+
+#[tokio::test]
+async fn canceling_an_ingest_writes_nothing() {
+    use std::io::Write;
+    let server = TestServer::start().await;
+    let (status, _) = server
+        .upload("big", "", b"id,payload\n1,a\n".to_vec())
+        .await;
+    assert_eq!(status, 201);
+    let mut large = b"id,payload\n".to_vec();
+    for i in 0..1_500_000u64 {
+        writeln!(large, "{i},payload-{i:0>24}").unwrap();
+    }
+    let (status, body) = server.upload("big", "async=true", large).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = server
+        .post_json(&format!("/api/v1/jobs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let job = server.wait_job(&id).await;
+    assert_eq!(job["status"], "canceled", "{job}");
+    // Give an unaborted write time to commit, were it still running.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, dataset) = server.get("/api/v1/datasets/big").await;
+    assert_eq!(dataset["data"]["version"], 0, "{dataset}");
+    assert_eq!(server.rows("SELECT count(*) FROM big").await[0], json!([1]));
+}
