@@ -25,7 +25,7 @@ def generate(scale: float) -> pathlib.Path:
         out.mkdir(parents=True, exist_ok=True)
         tpchgen = pathlib.Path(sys.executable).parent / "tpchgen-cli"
         subprocess.run(
-            [str(tpchgen), "-s", str(scale), "--tables", "lineitem", "--format", "csv", "--output-dir", str(out)],
+            [str(tpchgen), "csv", "-s", str(scale), "--tables", "lineitem", "--output-dir", str(out)],
             check=True,
         )
         found = next(out.rglob("lineitem*.csv"))

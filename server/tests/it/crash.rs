@@ -41,6 +41,10 @@ fn serve(data_dir: &std::path::Path) -> Served {
     Served { child, base }
 }
 
+async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn sigkill_during_ingest_keeps_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,14 +78,8 @@ async fn sigkill_during_ingest_keeps_the_previous_version() {
     let id = job["data"]["id"].as_str().unwrap().to_owned();
     // Kill as soon as the job is running: the write is then under way.
     for _ in 0..400 {
-        let job: serde_json::Value = client
-            .get(format!("{}/api/v1/jobs/{id}", first.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job: serde_json::Value =
+            get_json(&client, format!("{}/api/v1/jobs/{id}", first.base)).await;
         match job["data"]["status"].as_str().unwrap() {
             "running" => break,
             "queued" => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -91,14 +89,8 @@ async fn sigkill_during_ingest_keeps_the_previous_version() {
     drop(first);
 
     let second = serve(dir.path());
-    let dataset: serde_json::Value = client
-        .get(format!("{}/api/v1/datasets/big", second.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dataset: serde_json::Value =
+        get_json(&client, format!("{}/api/v1/datasets/big", second.base)).await;
     assert_eq!(dataset["data"]["version"], 0, "{dataset}");
     assert_eq!(dataset["data"]["row_count"], 2);
     let rows: serde_json::Value = client
@@ -111,14 +103,8 @@ async fn sigkill_during_ingest_keeps_the_previous_version() {
         .await
         .unwrap();
     assert_eq!(rows["data"]["rows"][0][0], 2, "{rows}");
-    let job: serde_json::Value = client
-        .get(format!("{}/api/v1/jobs/{id}", second.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job: serde_json::Value =
+        get_json(&client, format!("{}/api/v1/jobs/{id}", second.base)).await;
     assert_eq!(job["data"]["status"], "failed", "{job}");
     assert_eq!(job["data"]["error"]["code"], "interrupted");
     let leftovers = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
