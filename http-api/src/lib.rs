@@ -59,11 +59,20 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::query::router())
         .merge(routes::jobs::router())
         .split_for_parts();
-    let document = Arc::new(document);
+    // The document never changes after startup: serialize it once.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&document).expect("the OpenAPI document serializes"),
+    );
     let api = api
         .route(
             "/openapi.json",
-            axum::routing::get(move || std::future::ready(axum::Json(document.as_ref().clone()))),
+            axum::routing::get(move || {
+                let body = document.clone();
+                std::future::ready((
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                ))
+            }),
         )
         .fallback(routes::ops::not_found);
     Router::new()
