@@ -48,8 +48,7 @@ fn engine_benches(c: &mut Criterion) {
             runtime.block_on(async {
                 let request = QueryRequest {
                     sql: "SELECT currency, count(*), sum(amount), avg(amount) FROM orders GROUP BY currency".into(),
-                    limit: None,
-                    timeout: None,
+                    ..Default::default()
                 };
                 let stream = engine.query(request).await.expect("query");
                 let batches: Vec<_> = stream.try_collect().await.expect("collect");

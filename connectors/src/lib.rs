@@ -4,10 +4,11 @@
 //! compression, sniffing CSV dialects, spooling uploads to local disk (bounded
 //! memory, decompressed on the way), scanning files into DataFusion, and the
 //! row-level validator that gives malformed rows a line number and a reason
-//! instead of dropping them. Database and HTTP API connectors build on the same
-//! shapes.
+//! instead of dropping them. The `http` module downloads files from allowed
+//! URLs. Database and HTTP API connectors build on the same shapes.
 
 pub mod error;
 pub mod file;
+pub mod http;
 
 pub use error::{Error, Result};

@@ -78,6 +78,9 @@ pub enum Error {
     /// A server-side path does not exist.
     #[error("source {0:?} does not exist")]
     SourceNotFound(String),
+    /// A remote source could not be fetched (unreachable, or it answered an error).
+    #[error("source unavailable: {0}")]
+    SourceUnavailable(String),
     /// The input is larger than the configured limit.
     #[error("input exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -101,6 +104,9 @@ pub enum Error {
     /// The operation was canceled by a user.
     #[error("canceled")]
     Canceled,
+    /// The caller is not authenticated (no or wrong credentials).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -129,11 +135,13 @@ impl Error {
             Self::SchemaMismatch(_) => "schema_mismatch",
             Self::PathNotAllowed(_) => "path_not_allowed",
             Self::SourceNotFound(_) => "source_not_found",
+            Self::SourceUnavailable(_) => "source_unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Sql { .. } => "sql_error",
             Self::ResourcesExhausted(_) => "resources_exhausted",
             Self::Timeout(_) => "timeout",
             Self::Canceled => "canceled",
+            Self::Unauthenticated(_) => "unauthenticated",
             Self::Internal(_) => "internal",
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use basin_connectors::file::{
     self, CsvOptions, FileFormat, FormatKind, ScanOptions, ValidationReport,
@@ -33,7 +34,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::catalog::DatasetRecord;
 use crate::datasets::{
-    location_for, location_path, open_table, remove_dir_if_exists, schema_json, snapshot_of,
+    Snapshot, location_for, location_path, open_table, remove_dir_if_exists, schema_json,
+    snapshot_of,
 };
 use crate::error::MalformedRows;
 use crate::{Engine, Error, Result, ident};
@@ -116,6 +118,26 @@ pub struct IngestReport {
     pub elapsed_ms: u64,
 }
 
+/// Where a write goes, and what a new dataset starts with.
+pub(crate) struct WriteTarget<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) existing: Option<DatasetRecord>,
+    pub(crate) mode: WriteMode,
+    pub(crate) description: Option<String>,
+    pub(crate) tags: Vec<String>,
+}
+
+/// What a write of batches or SQL did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteOutcome {
+    /// The dataset written.
+    pub dataset: String,
+    /// The version the write created.
+    pub version: i64,
+    /// Rows written.
+    pub rows_written: u64,
+}
+
 /// A file under the data directory's `tmp/` that is removed when dropped.
 #[derive(Debug)]
 pub struct TempFile(PathBuf);
@@ -134,6 +156,56 @@ impl Drop for TempFile {
 }
 
 const SNIFF_BYTES: usize = 64 * 1024;
+
+/// How long a download may go without receiving a byte.
+const DOWNLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A checked server-side source, not yet read.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file inside the import roots (symlinks resolved).
+    Local(PathBuf),
+    /// A URL under an allowed prefix.
+    Url(url::Url),
+}
+
+impl Source {
+    /// The name the source carries, a hint at its format.
+    pub fn file_name(&self) -> Option<String> {
+        match self {
+            Self::Local(path) => path.file_name().and_then(|n| n.to_str()).map(str::to_owned),
+            Self::Url(url) => url
+                .path_segments()
+                .and_then(|mut segments| segments.next_back())
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// A source as a local file.
+#[derive(Debug)]
+pub enum SourceFile {
+    /// A file that stays where it is (a server-side path).
+    Local(PathBuf),
+    /// A file spooled under `tmp/` (an upload or a download), removed when dropped.
+    Temporary {
+        /// The spooled file.
+        file: TempFile,
+        /// The name it came with, a hint at its format.
+        name: Option<String>,
+    },
+}
+
+impl SourceFile {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Local(path) => path,
+            Self::Temporary { file, .. } => file.path(),
+        }
+    }
+}
 
 impl Engine {
     fn temp_file(&self, extension: &str) -> TempFile {
@@ -161,6 +233,47 @@ impl Engine {
         .await?;
         metrics::counter!("basin_ingest_bytes_total").increment(stats.input_bytes);
         Ok((temp, stats.output_bytes))
+    }
+
+    /// Checks a server-side source: a path inside the import roots, or an
+    /// http(s) URL under an allowed prefix. Nothing is read yet.
+    pub async fn resolve_source(&self, source: &str) -> Result<Source> {
+        match url::Url::parse(source)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            Some(url) if self.url_allowlist().allows(&url) => Ok(Source::Url(url)),
+            Some(url) => Err(Error::PathNotAllowed(url.to_string())),
+            None => Ok(Source::Local(self.resolve_import_path(source).await?)),
+        }
+    }
+
+    /// Makes a resolved source a local file: a path is used in place; a URL
+    /// is downloaded (and decompressed) into a temporary file.
+    pub async fn fetch_source(&self, source: Source) -> Result<SourceFile> {
+        let url = match source {
+            Source::Local(path) => return Ok(SourceFile::Local(path)),
+            Source::Url(url) => url,
+        };
+        use basin_connectors::http::{DownloadError, download};
+        let temp = self.temp_file("download");
+        let stats = download(
+            &url,
+            temp.path(),
+            self.url_allowlist(),
+            Some(self.config().max_ingest_bytes),
+            DOWNLOAD_IDLE_TIMEOUT,
+        )
+        .await
+        .map_err(|e| match e {
+            DownloadError::NotAllowed(url) => Error::PathNotAllowed(url),
+            DownloadError::NotFound(url, _) => Error::SourceNotFound(url),
+            DownloadError::Unavailable(message) => Error::SourceUnavailable(message),
+            DownloadError::Spool(e) => e.into(),
+        })?;
+        metrics::counter!("basin_ingest_bytes_total").increment(stats.input_bytes);
+        let name = Source::Url(url).file_name();
+        Ok(SourceFile::Temporary { file: temp, name })
     }
 
     /// Resolves a server-side path, refusing anything outside the allowed import roots.
@@ -334,31 +447,22 @@ impl Engine {
             },
         )
         .await?;
-        let (id, location) = match &existing {
-            Some(record) => (record.id.clone(), record.location.clone()),
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                let location = location_for(self.data_dir(), &id)?;
-                (id, location)
-            }
-        };
-        let mode = match (options.mode, existing.is_some()) {
-            (WriteMode::Overwrite, true) => SaveMode::Overwrite,
-            (_, true) => SaveMode::Append,
-            (_, false) => SaveMode::ErrorIfExists,
-        };
         report("writing");
-        let written = self
-            .write_frame(name, &location, frame, mode, bytes_read, progress.clone())
-            .await;
-        let (snapshot, rows_written) = match written {
+        let target = WriteTarget {
+            name,
+            existing,
+            mode: options.mode,
+            description: options.description.clone(),
+            tags: options.tags.clone(),
+        };
+        let (snapshot, rows_written) = match self
+            .commit_frame(target, frame, bytes_read, progress.clone())
+            .await
+        {
             Ok(done) => done,
             Err(err) => {
-                if existing.is_none()
-                    && let Some(dir) = location_path(&location)
-                {
-                    remove_dir_if_exists(&dir).await?;
-                }
+                // A scan error may stem from rows the fast path could not
+                // name; the row-level pass names them.
                 if kind.is_text() && validation.is_none() {
                     let report = run_validation(path.clone(), format, schema, None, None).await?;
                     if report.rows_rejected > 0 {
@@ -371,40 +475,6 @@ impl Engine {
                 return Err(err);
             }
         };
-
-        let now = Utc::now();
-        let mut record = match existing {
-            Some(record) => record,
-            None => DatasetRecord {
-                id,
-                name: name.to_owned(),
-                description: options.description.clone().unwrap_or_default(),
-                tags: options.tags.clone(),
-                owner: None,
-                location: location.clone(),
-                version: 0,
-                schema: serde_json::Value::Null,
-                row_count: 0,
-                size_bytes: 0,
-                file_count: 0,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            },
-        };
-        snapshot.apply_to(&mut record);
-        record.updated_at = now;
-        if snapshot.version == 0 {
-            if let Err(e) = self.catalog().insert_dataset(&record).await {
-                if let Some(dir) = location_path(&location) {
-                    remove_dir_if_exists(&dir).await?;
-                }
-                return Err(e);
-            }
-        } else {
-            self.catalog().update_dataset(&record).await?;
-        }
-        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
 
         let validation = validation.unwrap_or_default();
         let mut rejected_dataset = None;
@@ -431,6 +501,128 @@ impl Engine {
             bytes_read,
             schema: schema_json(&snapshot.schema),
             elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Writes `frame` into the target dataset as one new version and records it
+    /// in the catalog. On failure a new dataset leaves nothing behind.
+    pub(crate) async fn commit_frame(
+        &self,
+        target: WriteTarget<'_>,
+        frame: DataFrame,
+        input_bytes: u64,
+        progress: Option<ProgressFn>,
+    ) -> Result<(Snapshot, u64)> {
+        let WriteTarget {
+            name,
+            existing,
+            mode,
+            description,
+            tags,
+        } = target;
+        let (id, location) = match &existing {
+            Some(record) => (record.id.clone(), record.location.clone()),
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let location = location_for(self.data_dir(), &id)?;
+                (id, location)
+            }
+        };
+        let save_mode = match (mode, existing.is_some()) {
+            (WriteMode::Overwrite, true) => SaveMode::Overwrite,
+            (_, true) => SaveMode::Append,
+            (_, false) => SaveMode::ErrorIfExists,
+        };
+        let written = self
+            .write_frame(name, &location, frame, save_mode, input_bytes, progress)
+            .await;
+        let (snapshot, rows_written) = match written {
+            Ok(done) => done,
+            Err(err) => {
+                if existing.is_none()
+                    && let Some(dir) = location_path(&location)
+                {
+                    remove_dir_if_exists(&dir).await?;
+                }
+                return Err(err);
+            }
+        };
+        let now = Utc::now();
+        let mut record = match existing {
+            Some(record) => record,
+            None => DatasetRecord {
+                id,
+                name: name.to_owned(),
+                description: description.unwrap_or_default(),
+                tags,
+                owner: None,
+                location: location.clone(),
+                version: 0,
+                schema: serde_json::Value::Null,
+                row_count: 0,
+                size_bytes: 0,
+                file_count: 0,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            },
+        };
+        snapshot.apply_to(&mut record);
+        record.updated_at = now;
+        if snapshot.version == 0 {
+            if let Err(e) = self.catalog().insert_dataset(&record).await {
+                if let Some(dir) = location_path(&location) {
+                    remove_dir_if_exists(&dir).await?;
+                }
+                return Err(e);
+            }
+        } else {
+            self.catalog().update_dataset(&record).await?;
+        }
+        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
+        Ok((snapshot, rows_written))
+    }
+
+    /// Writes a stream of batches into a dataset as one new version: nothing is
+    /// visible until the stream ends cleanly, and an error or a dropped stream
+    /// leaves the dataset at its previous version.
+    ///
+    /// Appends match columns by name and cast to the dataset's types.
+    pub async fn write_stream(
+        &self,
+        name: &str,
+        mode: WriteMode,
+        stream: SendableRecordBatchStream,
+    ) -> Result<WriteOutcome> {
+        ident::validate_name(name)?;
+        let existing = self.catalog().dataset_by_name(name).await?;
+        if mode == WriteMode::Create && existing.is_some() {
+            return Err(Error::DatasetExists(name.to_owned()));
+        }
+        let ctx = self.sessions().file_context();
+        let schema = stream.schema();
+        let source = StreamingTable::try_new(
+            schema.clone(),
+            vec![Arc::new(OneShotPartition::new(schema, stream))],
+        )?;
+        let mut frame = ctx.read_table(Arc::new(source))?;
+        if let (Some(record), WriteMode::Append) = (&existing, mode) {
+            let table = open_table(&record.location, None).await?;
+            let columns = crate::statements::ColumnMapping::ByName;
+            frame = crate::statements::conform(frame, &snapshot_of(&table).await?.schema, columns)?;
+        }
+        let target = WriteTarget {
+            name,
+            existing,
+            mode,
+            description: None,
+            tags: Vec::new(),
+        };
+        let (snapshot, rows_written) = self.commit_frame(target, frame, 0, None).await?;
+        Ok(WriteOutcome {
+            dataset: name.to_owned(),
+            version: snapshot.version,
+            rows_written,
         })
     }
 
@@ -578,7 +770,17 @@ async fn counted_plan(
     task_ctx: Arc<TaskContext>,
 ) -> Result<datafusion::logical_expr::LogicalPlan> {
     let physical = frame.create_physical_plan().await?;
-    let schema = physical.schema();
+    // Datasets keep every column nullable: a later append with a null in a
+    // column the first write happened to fill must not be refused.
+    let schema = Arc::new(Schema::new_with_metadata(
+        physical
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        physical.schema().metadata().clone(),
+    ));
     let partitions = physical.output_partitioning().partition_count();
     let bytes_per_row = Arc::new(AtomicU64::new(0));
     let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(partitions);
@@ -587,7 +789,9 @@ async fn counted_plan(
         let rows = rows.clone();
         let progress = progress.clone();
         let bytes_per_row = bytes_per_row.clone();
-        let counted = stream.inspect(move |batch| {
+        let relaxed = schema.clone();
+        let counted = stream.map(move |batch| Ok(batch?.with_schema(relaxed.clone())?));
+        let counted = counted.inspect(move |batch: &Result<RecordBatch, DataFusionError>| {
             if let Ok(batch) = batch {
                 let total = rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed)
                     + batch.num_rows() as u64;

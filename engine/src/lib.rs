@@ -11,6 +11,7 @@
 //! - `datasets/<id>/`: one Delta table per dataset;
 //! - `tmp/`: spooled uploads, removed after use and on start.
 
+pub mod auth;
 pub mod catalog;
 pub mod datasets;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod query;
 pub mod session;
+pub mod statements;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use std::time::Duration;
 
 pub use error::{Error, Result};
 
+use auth::Authenticator;
+use basin_connectors::http::UrlAllowlist;
 use catalog::{CatalogStore, SqliteCatalog};
 use executor::Executor;
 use jobs::JobRegistry;
@@ -39,6 +43,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Directories server-side imports may read from; empty refuses all.
     pub allowed_roots: Vec<PathBuf>,
+    /// URL prefixes imports may download from; empty refuses all.
+    pub allowed_urls: Vec<String>,
     /// Memory all running queries together may hold; unbounded when `None`.
     pub memory_limit: Option<usize>,
     /// Default deadline of a query.
@@ -51,6 +57,9 @@ pub struct EngineConfig {
     /// jobs, removes orphan tables and temporary files). Only the process that
     /// serves the directory may do this; one-shot CLI commands do not.
     pub recover: bool,
+    /// The access token every caller must present; read from (or generated
+    /// into) `<data_dir>/access_token` when `None`.
+    pub access_token: Option<String>,
 }
 
 impl EngineConfig {
@@ -60,11 +69,13 @@ impl EngineConfig {
         Self {
             data_dir: data_dir.into(),
             allowed_roots: Vec::new(),
+            allowed_urls: Vec::new(),
             memory_limit: None,
             query_timeout: Duration::from_secs(300),
             max_ingest_bytes: 64 * 1024 * 1024 * 1024,
             cpu_threads: cores,
             recover: true,
+            access_token: None,
         }
     }
 }
@@ -82,6 +93,8 @@ struct Inner {
     sessions: SessionFactory,
     executor: Executor,
     jobs: JobRegistry,
+    authenticator: Authenticator,
+    url_allowlist: UrlAllowlist,
 }
 
 impl Engine {
@@ -122,6 +135,13 @@ impl Engine {
         let sessions =
             SessionFactory::new(catalog.clone(), config.memory_limit, target_partitions)?;
         let executor = Executor::new(config.cpu_threads)?;
+        let token = match &config.access_token {
+            Some(token) => token.clone(),
+            None => load_or_create_token(&config.data_dir.join(TOKEN_FILE)).await?,
+        };
+        let authenticator = Authenticator::new(token)?;
+        let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let engine = Self {
             inner: Arc::new(Inner {
                 config,
@@ -129,6 +149,8 @@ impl Engine {
                 sessions,
                 executor,
                 jobs: JobRegistry::default(),
+                authenticator,
+                url_allowlist,
             }),
         };
         if recover {
@@ -209,5 +231,45 @@ impl Engine {
 
     pub(crate) fn jobs(&self) -> &JobRegistry {
         &self.inner.jobs
+    }
+
+    pub(crate) fn url_allowlist(&self) -> &UrlAllowlist {
+        &self.inner.url_allowlist
+    }
+
+    /// The one credential check every transport uses.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authenticator
+    }
+}
+
+/// The file under the data directory holding the generated access token.
+pub const TOKEN_FILE: &str = "access_token";
+
+/// Reads the generated token, or creates it (readable by the owner only).
+async fn load_or_create_token(path: &Path) -> Result<String> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(token) => return Ok(token.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let token = Authenticator::generate_token();
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(path).await {
+        Ok(mut file) => {
+            use tokio::io::AsyncWriteExt;
+            file.write_all(token.as_bytes()).await?;
+            file.sync_all().await?;
+            tracing::info!(path = %path.display(), "generated an access token");
+            Ok(token)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(tokio::fs::read_to_string(path).await?.trim().to_owned())
+        }
+        Err(e) => Err(e.into()),
     }
 }

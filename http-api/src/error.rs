@@ -76,6 +76,8 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
         EngineError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         EngineError::Canceled => StatusCode::CONFLICT,
+        EngineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        EngineError::SourceUnavailable(_) => StatusCode::BAD_GATEWAY,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -85,11 +87,16 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
         EngineError::MalformedRows(_) => Some(
             "fix the rows listed in details, or ingest with on_error=skip or on_error=quarantine",
         ),
-        EngineError::PathNotAllowed(_) => Some("add the directory to ingest.allowed_roots"),
+        EngineError::PathNotAllowed(_) => Some(
+            "add the directory to ingest.allowed_roots, or the URL prefix to ingest.allowed_urls",
+        ),
         EngineError::DatasetExists(_) => {
             Some("use the upload endpoint with mode=append or mode=overwrite")
         }
         EngineError::SchemaMismatch(_) => Some("ingest with mode=overwrite to replace the schema"),
+        EngineError::Unauthenticated(_) => Some(
+            "send Authorization: Bearer <token>; the token is auth.token or the data directory's access_token file",
+        ),
         _ => None,
     }
 }
@@ -152,6 +159,13 @@ impl IntoResponse for ApiError {
                 request_id: request_id::current(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"basin\""),
+            );
+        }
+        response
     }
 }

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::query::router())
         .merge(routes::jobs::router())
         .split_for_parts();
+    let api = api.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // The document never changes after startup: serialize it once.
     let document = axum::body::Bytes::from(
         serde_json::to_vec(&document).expect("the OpenAPI document serializes"),
@@ -84,6 +85,34 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_id::layer))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Every `/api/v1` route but the OpenAPI document needs the access token.
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let credentials = match request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| {
+                    basin_engine::Error::Unauthenticated("malformed authorization header".into())
+                })
+                .and_then(basin_engine::auth::Credentials::from_authorization)
+        })
+        .transpose()
+    {
+        Ok(credentials) => credentials,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state
+        .engine
+        .authenticator()
+        .authenticate(credentials.as_ref())
+    {
+        Ok(_) => next.run(request).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// Routes that stream large bodies run on their own deadlines.

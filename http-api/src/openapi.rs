@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document, assembled from the handlers' annotations as the
 //! routes are registered, so the document and the router cannot disagree.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorEnvelope};
 
@@ -14,6 +15,8 @@ use crate::error::{ErrorDetail, ErrorEnvelope};
             Successes are `{data, meta}`; failures are `{error: {code, message, details, hint, request_id}}`."
     ),
     servers((url = "/api/v1", description = "this server")),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     components(schemas(ErrorEnvelope, ErrorDetail)),
     tags(
         (name = "datasets", description = "Create, ingest, browse, time-travel and restore datasets"),
@@ -23,3 +26,16 @@ use crate::error::{ErrorDetail, ErrorEnvelope};
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// Every operation needs the access token as a bearer token.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Startup: [`Application::build`] opens the engine and binds the listeners
-//! (port 0 works, for tests), [`Application::run_until`] serves until told to
-//! stop and then drains.
+//! (REST and Flight SQL; port 0 works, for tests), [`Application::run_until`]
+//! serves until told to stop and then drains.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +18,9 @@ pub struct Application {
     engine: Engine,
     listener: TcpListener,
     http_addr: SocketAddr,
+    flight_listener: TcpListener,
+    flight_addr: SocketAddr,
+    flight_tls: Option<basin_flight_server::TlsIdentity>,
     state: AppState,
     config: Config,
 }
@@ -44,12 +47,14 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 pub fn engine_config(config: &Config) -> EngineConfig {
     let mut engine = EngineConfig::new(&config.data_dir);
     engine.allowed_roots = config.ingest.allowed_roots.clone();
+    engine.allowed_urls = config.ingest.allowed_urls.clone();
     engine.memory_limit = config
         .query
         .memory_limit
         .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
     engine.query_timeout = config.query.timeout;
     engine.max_ingest_bytes = config.ingest.max_bytes;
+    engine.access_token = config.auth.token.clone();
     engine
 }
 
@@ -61,6 +66,19 @@ impl Application {
             anyhow::anyhow!("cannot listen on {} (http.addr): {e}", config.http.addr)
         })?;
         let http_addr = listener.local_addr()?;
+        let flight_listener = TcpListener::bind(config.flight.addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (flight.addr): {e}", config.flight.addr)
+        })?;
+        let flight_addr = flight_listener.local_addr()?;
+        let flight_tls = match (&config.flight.tls_cert, &config.flight.tls_key) {
+            (Some(cert), Some(key)) => Some(basin_flight_server::TlsIdentity {
+                cert_pem: std::fs::read(cert)
+                    .map_err(|e| anyhow::anyhow!("flight.tls_cert {}: {e}", cert.display()))?,
+                key_pem: std::fs::read(key)
+                    .map_err(|e| anyhow::anyhow!("flight.tls_key {}: {e}", key.display()))?,
+            }),
+            _ => None,
+        };
         let state = AppState {
             engine: engine.clone(),
             config: Arc::new(ApiConfig {
@@ -73,6 +91,9 @@ impl Application {
             engine,
             listener,
             http_addr,
+            flight_listener,
+            flight_addr,
+            flight_tls,
             state,
             config,
         })
@@ -81,6 +102,16 @@ impl Application {
     /// Where the REST API listens.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where Flight SQL listens.
+    pub fn flight_addr(&self) -> SocketAddr {
+        self.flight_addr
+    }
+
+    /// Whether Flight SQL is served over TLS.
+    pub fn flight_tls(&self) -> bool {
+        self.flight_tls.is_some()
     }
 
     /// The engine, for tests that inspect state directly.
@@ -104,18 +135,38 @@ impl Application {
             let _ = stop_rx.await;
         });
         let mut serving = tokio::spawn(async move { server.await });
+        let (flight_stop_tx, flight_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut flight = tokio::spawn(basin_flight_server::serve(
+            self.engine.clone(),
+            self.flight_listener,
+            self.flight_tls,
+            async move {
+                let _ = flight_stop_rx.await;
+            },
+        ));
         tokio::select! {
             result = &mut serving => {
+                result??;
+            }
+            result = &mut flight => {
                 result??;
             }
             () = shutdown => {
                 tracing::info!("shutting down: draining in-flight requests");
                 let _ = stop_tx.send(());
-                match tokio::time::timeout(self.config.http.shutdown_timeout, &mut serving).await {
-                    Ok(result) => result??,
+                let _ = flight_stop_tx.send(());
+                let drained = async {
+                    let (http, flight) = tokio::join!(&mut serving, &mut flight);
+                    http??;
+                    flight??;
+                    anyhow::Ok(())
+                };
+                match tokio::time::timeout(self.config.http.shutdown_timeout, drained).await {
+                    Ok(result) => result?,
                     Err(_) => {
                         tracing::warn!("in-flight requests did not finish in time; closing them");
                         serving.abort();
+                        flight.abort();
                     }
                 }
             }

@@ -45,6 +45,9 @@ enum Command {
         /// REST API address; also BASIN_HTTP_ADDR.
         #[arg(long)]
         http_addr: Option<String>,
+        /// Arrow Flight SQL address; also BASIN_FLIGHT_ADDR.
+        #[arg(long)]
+        flight_addr: Option<String>,
     },
     /// Run one SQL query and print or save the result.
     Query {
@@ -141,10 +144,16 @@ pub fn main() -> ExitCode {
         overrides.push(("log.format", format!("{format:?}").to_lowercase()));
     }
     if let Command::Serve {
-        http_addr: Some(addr),
+        http_addr,
+        flight_addr,
     } = &cli.command
     {
-        overrides.push(("http.addr", addr.clone()));
+        if let Some(addr) = http_addr {
+            overrides.push(("http.addr", addr.clone()));
+        }
+        if let Some(addr) = flight_addr {
+            overrides.push(("flight.addr", addr.clone()));
+        }
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
         Ok(config) => config,
@@ -200,13 +209,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             server,
         } => {
             let batches = match server {
-                Some(url) => remote_query(&url, &sql).await?,
+                Some(url) => remote_query(&remote_client(&config)?, &url, &sql).await?,
                 None => {
                     let engine = open_local(&config).await?;
                     let request = QueryRequest {
                         sql,
-                        limit: None,
-                        timeout: None,
+                        ..Default::default()
                     };
                     let stream = engine.query(request).await?;
                     stream
@@ -225,12 +233,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             on_error,
             server,
         } => match server {
-            Some(url) => remote_ingest(&url, &file, &dataset, mode, format, on_error).await,
+            Some(url) => {
+                let client = remote_client(&config)?;
+                remote_ingest(&client, &url, &file, &dataset, mode, format, on_error).await
+            }
             None => local_ingest(&config, &file, &dataset, mode, format, on_error).await,
         },
         Command::Datasets { server } => {
             let rows: Vec<(String, i64, i64, i64)> = match server {
-                Some(url) => remote_datasets(&url).await?,
+                Some(url) => remote_datasets(&remote_client(&config)?, &url).await?,
                 None => {
                     let engine = open_local(&config).await?;
                     let page = Page {
@@ -263,11 +274,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config.clone()).await?;
     let data_dir = app.engine().data_dir().display().to_string();
-    tracing::info!(http = %app.http_addr(), data_dir, "basin is serving");
+    tracing::info!(http = %app.http_addr(), flight = %app.flight_addr(), data_dir, "basin is serving");
+    let token = match &config.auth.token {
+        Some(_) => "from auth.token".to_owned(),
+        None => format!(
+            "in {}",
+            app.engine()
+                .data_dir()
+                .join(basin_engine::TOKEN_FILE)
+                .display()
+        ),
+    };
+    let scheme = if app.flight_tls() { "grpc+tls" } else { "grpc" };
     let banner = format!(
-        "basin {} serving\n  http:     http://{}/api/v1\n  data dir: {data_dir}\n",
+        "basin {} serving\n  http:     http://{}/api/v1\n  flight:   {scheme}://{}\n  data dir: {data_dir}\n  token:    {token}\n",
         env!("CARGO_PKG_VERSION"),
-        app.http_addr()
+        app.http_addr(),
+        app.flight_addr(),
     );
     // Best effort: a closed stdout (a supervisor that stopped reading) must not stop the server.
     let _ = std::io::stdout().lock().write_all(banner.as_bytes());
@@ -347,8 +370,40 @@ async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response>
     )
 }
 
-async fn remote_query(url: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    let response = reqwest::Client::new()
+/// An HTTP client that presents the access token: `auth.token` (or
+/// `BASIN_AUTH_TOKEN`), else the one generated in the data directory.
+fn remote_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+    let token = match &config.auth.token {
+        Some(token) => token.clone(),
+        None => {
+            let path = config.data_dir.join(basin_engine::TOKEN_FILE);
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "no access token: set BASIN_AUTH_TOKEN or point --data-dir at the server's ({} not readable)",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("the access token is not a valid header value")?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
+async fn remote_query(
+    client: &reqwest::Client,
+    url: &str,
+    sql: &str,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let response = client
         .post(api(url, "/query"))
         .header("accept", "application/vnd.apache.arrow.stream")
         .json(&serde_json::json!({ "sql": sql }))
@@ -360,6 +415,7 @@ async fn remote_query(url: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch>> 
 }
 
 async fn remote_ingest(
+    client: &reqwest::Client,
     url: &str,
     file: &std::path::Path,
     dataset: &str,
@@ -379,7 +435,7 @@ async fn remote_ingest(
     if let Some(format) = format {
         query.push(("format", format));
     }
-    let response = reqwest::Client::new()
+    let response = client
         .post(api(url, &format!("/datasets/{dataset}/upload")))
         .query(&query)
         .body(body)
@@ -389,11 +445,11 @@ async fn remote_ingest(
     print_json(&body["data"])
 }
 
-async fn remote_datasets(url: &str) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
-    let response = reqwest::Client::new()
-        .get(api(url, "/datasets?limit=1000"))
-        .send()
-        .await?;
+async fn remote_datasets(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
+    let response = client.get(api(url, "/datasets?limit=1000")).send().await?;
     let body: serde_json::Value = check(response).await?.json().await?;
     Ok(body["data"]
         .as_array()

@@ -48,7 +48,12 @@ pub const KEYS: &[&str] = &[
     "http.body_limit",
     "http.request_timeout",
     "http.shutdown_timeout",
+    "flight.addr",
+    "flight.tls_cert",
+    "flight.tls_key",
+    "auth.token",
     "ingest.allowed_roots",
+    "ingest.allowed_urls",
     "ingest.max_bytes",
     "query.memory_limit",
     "query.timeout",
@@ -79,6 +84,12 @@ pub struct Config {
     /// The REST API.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Arrow Flight SQL.
+    #[serde(default)]
+    pub flight: FlightConfig,
+    /// Access control.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Ingest limits.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -108,6 +119,38 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// `[flight]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlightConfig {
+    /// Listen address; port 0 picks a free port.
+    #[serde(default = "default_flight_addr")]
+    pub addr: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, Flight is served over TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[auth]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The access token callers present; generated into `<data_dir>/access_token` when absent.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// `[ingest]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +158,9 @@ pub struct IngestConfig {
     /// Directories `POST /datasets` may read server-side files from; empty refuses all.
     #[serde(default)]
     pub allowed_roots: Vec<PathBuf>,
+    /// URL prefixes `POST /datasets` may download from; empty refuses all.
+    #[serde(default)]
+    pub allowed_urls: Vec<String>,
     /// Largest decompressed input.
     #[serde(default = "default_max_ingest", deserialize_with = "byte_size")]
     pub max_bytes: u64,
@@ -161,6 +207,9 @@ fn default_data_dir() -> PathBuf {
 fn default_http_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_flight_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
 fn default_body_limit() -> u64 {
     1 << 30
 }
@@ -178,7 +227,7 @@ fn default_query_timeout() -> Duration {
 }
 fn default_log_level() -> String {
     // Basin's own events at info; the libraries' (delta-rs logs every snapshot) at warn.
-    "warn,basin_server=info,basin_engine=info,basin_http_api=info,basin_connectors=info".into()
+    "warn,basin_server=info,basin_engine=info,basin_http_api=info,basin_flight_server=info,basin_connectors=info".into()
 }
 
 impl Default for HttpConfig {
@@ -192,10 +241,21 @@ impl Default for HttpConfig {
     }
 }
 
+impl Default for FlightConfig {
+    fn default() -> Self {
+        Self {
+            addr: default_flight_addr(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             allowed_roots: Vec::new(),
+            allowed_urls: Vec::new(),
             max_bytes: default_max_ingest(),
         }
     }
@@ -224,6 +284,8 @@ impl Default for Config {
         Self {
             data_dir: default_data_dir(),
             http: HttpConfig::default(),
+            flight: FlightConfig::default(),
+            auth: AuthConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             log: LogConfig::default(),
@@ -382,6 +444,47 @@ impl Config {
                 });
             }
         }
+        match (&self.flight.tls_cert, &self.flight.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                let missing = if self.flight.tls_cert.is_none() {
+                    "flight.tls_cert"
+                } else {
+                    "flight.tls_key"
+                };
+                return Err(ConfigError::Key {
+                    key: missing.into(),
+                    message: "TLS needs both flight.tls_cert and flight.tls_key".into(),
+                });
+            }
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("flight.tls_cert", cert), ("flight.tls_key", key)] {
+                    if !path.is_file() {
+                        return Err(ConfigError::Key {
+                            key: name.into(),
+                            message: format!("{} is not a file", path.display()),
+                        });
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if let Err(e) = basin_connectors::http::UrlAllowlist::new(&self.ingest.allowed_urls) {
+            return Err(ConfigError::Key {
+                key: "ingest.allowed_urls".into(),
+                message: e.to_string(),
+            });
+        }
+        if let Some(token) = &self.auth.token
+            && token.len() < basin_engine::auth::MIN_TOKEN_LEN
+        {
+            return Err(ConfigError::Key {
+                key: "auth.token".into(),
+                message: format!(
+                    "must be at least {} characters",
+                    basin_engine::auth::MIN_TOKEN_LEN
+                ),
+            });
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Key {
                 key: "log.level".into(),
@@ -394,7 +497,7 @@ impl Config {
 
 /// Environment values are text; numbers stay text (the parsers accept both) and lists split on commas.
 fn env_value(key: &str, raw: &str) -> Value {
-    if key == "ingest.allowed_roots" {
+    if key == "ingest.allowed_roots" || key == "ingest.allowed_urls" {
         return Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
 use basin_engine::catalog::{DatasetFilter, DatasetSort};
 use basin_engine::datasets::{DatasetPatch, TimeTravel};
-use basin_engine::ingest::{BadRowPolicy, IngestOptions, TempFile, WriteMode};
+use basin_engine::ingest::{BadRowPolicy, IngestOptions, Source, SourceFile, TempFile, WriteMode};
 use chrono::{DateTime, Utc};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
@@ -269,7 +269,8 @@ impl IngestParams {
 struct CreateBody {
     /// The new dataset's name.
     name: String,
-    /// Absolute path (or `file://` URL) inside `ingest.allowed_roots`.
+    /// Absolute path (or `file://` URL) inside `ingest.allowed_roots`, or an
+    /// `http(s)://` URL under an `ingest.allowed_urls` prefix.
     source: String,
     #[serde(flatten)]
     params: IngestParams,
@@ -277,26 +278,27 @@ struct CreateBody {
     options: Option<IngestParams>,
 }
 
-/// Creates a dataset from a server-side file inside the allowed import roots.
+/// Creates a dataset from a server-side file inside the allowed import roots,
+/// or from a URL under an allowed prefix (downloaded first; inside the job when async).
 #[utoipa::path(post, path = "/datasets", tag = "datasets", request_body = CreateBody,
     responses((status = 201, description = "the ingest report", body = Object),
         (status = 202, description = "the queued job (async)", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
-        (status = 403, description = "outside the allowed roots", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
+        (status = 403, description = "outside the allowed roots or URL prefixes", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
         (status = 409, description = "the name is taken", body = ErrorEnvelope),
-        (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope)))]
+        (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope),
+        (status = 502, description = "the URL could not be fetched", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateBody>,
 ) -> ApiResult<Response> {
     basin_engine::ident::validate_name(&body.name)?;
     let params = merge_params(body.params, body.options);
-    let path = state.engine.resolve_import_path(&body.source).await?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
-    let (options, run_async) = params.into_options(WriteMode::Create, file_name)?;
+    let source = state.engine.resolve_source(&body.source).await?;
+    let (options, run_async) = params.into_options(WriteMode::Create, source.file_name())?;
     run_ingest(
         state,
         body.name,
-        IngestInput::Path(path),
+        IngestInput::Source(source),
         options,
         run_async,
     )
@@ -399,14 +401,15 @@ async fn upload(
 
 enum IngestInput {
     Upload(TempFile),
-    Path(std::path::PathBuf),
+    /// Fetched when the ingest runs (a download belongs inside the job).
+    Source(Source),
 }
 
 impl IngestInput {
-    fn path(&self) -> &std::path::Path {
+    async fn into_file(self, engine: &basin_engine::Engine) -> basin_engine::Result<SourceFile> {
         match self {
-            Self::Upload(temp) => temp.path(),
-            Self::Path(path) => path,
+            Self::Upload(file) => Ok(SourceFile::Temporary { file, name: None }),
+            Self::Source(source) => engine.fetch_source(source).await,
         }
     }
 }
@@ -424,8 +427,9 @@ async fn run_ingest(
         let job = state
             .engine
             .submit_job("ingest", params, move |ctx| async move {
+                let file = input.into_file(&engine).await?;
                 let report = engine
-                    .ingest_file(&name, input.path(), options, Some(ctx.progress))
+                    .ingest_file(&name, file.path(), options, Some(ctx.progress))
                     .await?;
                 Ok(serde_json::to_value(report).unwrap_or_default())
             })
@@ -438,9 +442,10 @@ async fn run_ingest(
         )
             .into_response());
     }
+    let file = input.into_file(&state.engine).await?;
     let report = state
         .engine
-        .ingest_file(&name, input.path(), options, None)
+        .ingest_file(&name, file.path(), options, None)
         .await?;
     let status = if report.version == 0 {
         StatusCode::CREATED

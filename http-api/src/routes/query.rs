@@ -61,6 +61,7 @@ async fn query(
             sql: body.sql,
             limit: body.limit,
             timeout: body.timeout_ms.map(Duration::from_millis),
+            ..Default::default()
         })
         .await?;
     let mut meta = serde_json::Map::new();

@@ -1,10 +1,11 @@
 use std::process::Command;
 
-use crate::common::{TestServer, testdata};
+use crate::common::{TOKEN, TestServer, testdata};
 
 fn basin(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_basin"))
         .args(args)
+        .env("BASIN_AUTH_TOKEN", TOKEN)
         .output()
         .expect("basin runs");
     (
@@ -132,4 +133,16 @@ async fn commands_talk_to_a_running_server() {
     .unwrap();
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "{\"s\":33}");
+
+    // Without the token the server refuses, and the CLI says why.
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(["--data-dir", empty.path().to_str().unwrap()])
+        .args(["datasets", "--server", &server.base])
+        .env_remove("BASIN_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("no access token"), "{err}");
 }

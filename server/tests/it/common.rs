@@ -7,10 +7,27 @@ use serde_json::Value;
 /// A server started for one test, stopped when dropped.
 pub struct TestServer {
     pub base: String,
+    pub flight_addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The access token test servers accept.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// An HTTP client presenting [`TOKEN`].
+pub fn authed_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 pub fn testdata(name: &str) -> PathBuf {
@@ -25,6 +42,8 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
         ..Default::default()
     };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.flight.addr = "127.0.0.1:0".parse().unwrap();
+    config.auth.token = Some(TOKEN.into());
     config.ingest.allowed_roots = vec![testdata("")];
     config
 }
@@ -40,6 +59,7 @@ impl TestServer {
         adjust(&mut config);
         let app = Application::build(config).await.expect("server builds");
         let base = format!("http://{}", app.http_addr());
+        let flight_addr = app.flight_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run_until(async move {
@@ -50,7 +70,8 @@ impl TestServer {
         });
         Self {
             base,
-            client: reqwest::Client::new(),
+            flight_addr,
+            client: authed_client(),
             data_dir,
             stop: Some(stop),
             handle: Some(handle),

@@ -23,9 +23,12 @@ fn serve(data_dir: &std::path::Path) -> Served {
             "serve",
             "--http-addr",
             "127.0.0.1:0",
+            "--flight-addr",
+            "127.0.0.1:0",
             "--data-dir",
             data_dir.to_str().unwrap(),
         ])
+        .env("BASIN_AUTH_TOKEN", crate::common::TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,7 +51,7 @@ async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
 #[tokio::test]
 async fn sigkill_during_ingest_keeps_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::common::authed_client();
     let first = serve(dir.path());
     let small = "id,payload\n1,a\n2,b\n";
     let response = client

@@ -150,3 +150,91 @@ async fn canceling_an_ingest_writes_nothing() {
     assert_eq!(dataset["data"]["version"], 0, "{dataset}");
     assert_eq!(server.rows("SELECT count(*) FROM big").await[0], json!([1]));
 }
+
+/// A loopback HTTP server serving the test fixtures under `/files/`, and a
+/// redirect at `/away` to a URL outside the allowlist.
+async fn file_server() -> String {
+    use axum::extract::Path;
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let app = axum::Router::new()
+        .route(
+            "/files/{name}",
+            axum::routing::get(|Path(name): Path<String>| async move {
+                match std::fs::read(crate::common::testdata(&name)) {
+                    Ok(bytes) => bytes.into_response(),
+                    Err(_) => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/files/away/{name}",
+            axum::routing::get(|| async {
+                (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, "http://127.0.0.1:9/elsewhere.csv")],
+                )
+            }),
+        )
+        .route(
+            "/files/broken/{name}",
+            axum::routing::get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn datasets_are_created_from_allowed_urls_only() {
+    let files = file_server().await;
+    let closed = format!("http://127.0.0.1:{}/", closed_port());
+    let allowed = vec![format!("{files}/files/"), closed.clone()];
+    let server = TestServer::start_with(|config| config.ingest.allowed_urls = allowed).await;
+
+    let (status, body) = server
+        .post_json(
+            "/api/v1/datasets",
+            json!({"name": "april", "source": format!("{files}/files/orders_april.csv.gz")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["rows_written"], 2);
+    assert_eq!(body["data"]["format"], "csv");
+
+    let cases = [
+        (format!("{files}/other/orders.csv"), 403, "path_not_allowed"),
+        (
+            format!("{files}/files/missing.csv"),
+            404,
+            "source_not_found",
+        ),
+        (
+            format!("{files}/files/broken/x.csv"),
+            502,
+            "source_unavailable",
+        ),
+        (format!("{files}/files/away/x.csv"), 403, "path_not_allowed"),
+        (format!("{closed}orders.csv"), 502, "source_unavailable"),
+    ];
+    for (i, (url, want_status, want_code)) in cases.into_iter().enumerate() {
+        let (status, body) = server
+            .post_json(
+                "/api/v1/datasets",
+                json!({"name": format!("bad_{i}"), "source": url}),
+            )
+            .await;
+        assert_eq!(status, want_status, "{url}: {body}");
+        assert_eq!(error_code(&body), want_code, "{url}");
+        let (status, _) = server.get(&format!("/api/v1/datasets/bad_{i}")).await;
+        assert_eq!(status, 404, "{url} wrote a dataset");
+    }
+}

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod crash;
 mod datasets;
+mod flight;
 mod ingest;
 mod ops;
 mod query;

@@ -1,4 +1,4 @@
-use crate::common::{TestServer, error_code};
+use crate::common::{TestServer, error_code, split};
 
 #[tokio::test]
 async fn health_ready_and_headers() {
@@ -103,4 +103,41 @@ async fn openapi_document_lists_every_route() {
         );
     }
     assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+}
+
+#[tokio::test]
+async fn api_routes_need_the_access_token() {
+    let server = TestServer::start().await;
+    let anonymous = reqwest::Client::new();
+    let response = anonymous
+        .get(server.url("/api/v1/datasets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let (_, body) = split(response).await;
+    assert_eq!(error_code(&body), "unauthenticated");
+
+    let response = anonymous
+        .post(server.url("/api/v1/query"))
+        .bearer_auth("wrong-token-wrong-token")
+        .json(&serde_json::json!({ "sql": "SELECT 1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let response = anonymous
+        .get(server.url("/api/v1/datasets"))
+        .basic_auth("basin", Some(crate::common::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    for open in ["/health", "/api/v1/openapi.json"] {
+        let response = anonymous.get(server.url(open)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{open}");
+    }
 }

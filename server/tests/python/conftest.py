@@ -1,0 +1,57 @@
+"""Starts a real `basin serve` (the binary in BASIN_BIN) for the tests in this directory."""
+
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+TOKEN = "python-test-token-0123456789"
+
+
+class Server:
+    def __init__(self, http, flight):
+        self.http = http
+        self.flight = flight
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = os.environ.get("BASIN_BIN")
+    if not binary:
+        pytest.fail("BASIN_BIN must point at the basin binary (scripts/test.sh sets it)")
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
+        env["BASIN_AUTH_TOKEN"] = TOKEN
+        process = subprocess.Popen(
+            [
+                binary,
+                "serve",
+                "--data-dir",
+                data_dir,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--flight-addr",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        http = flight = None
+        try:
+            for line in process.stdout:
+                line = line.strip()
+                if line.startswith("http:"):
+                    http = line.split(None, 1)[1].removesuffix("/api/v1")
+                elif line.startswith("flight:"):
+                    flight = line.split(None, 1)[1]
+                if http and flight:
+                    break
+            if not (http and flight):
+                pytest.fail("basin serve did not print its addresses")
+            yield Server(http, flight)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

@@ -1,0 +1,107 @@
+"""Basin through the clients analysts use: ADBC's Flight SQL driver and pyarrow.flight."""
+
+import adbc_driver_flightsql
+import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from conftest import TOKEN
+
+
+def connect(server, **kwargs):
+    db_kwargs = {
+        adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}",
+    }
+    db_kwargs.update(kwargs)
+    return flightsql.connect(server.flight, db_kwargs=db_kwargs, autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def conn(server):
+    with connect(server) as conn:
+        table = pa.table(
+            {
+                "id": pa.array([1, 2, 3, 4], pa.int64()),
+                "city": pa.array(["Oslo", "Zürich", None, "Kraków"]),
+                "amount": pa.array([10.5, 20.25, None, 3.0]),
+            }
+        )
+        with conn.cursor() as cur:
+            assert cur.adbc_ingest("cities", table, mode="create") == 4
+        yield conn
+
+
+def test_execute_and_fetch_arrow(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, city, amount FROM cities ORDER BY id")
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == 4
+    assert table.column("city").to_pylist() == ["Oslo", "Zürich", None, "Kraków"]
+    assert table.column("amount").to_pylist() == [10.5, 20.25, None, 3.0]
+
+
+def test_prepared_statement_with_parameters(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT city FROM cities WHERE id = ?", parameters=(2,))
+        assert cur.fetchall() == [("Zürich",)]
+        cur.execute("SELECT city FROM cities WHERE id = ?", parameters=(4,))
+        assert cur.fetchall() == [("Kraków",)]
+
+
+def test_get_objects_lists_datasets_and_columns(conn):
+    objects = conn.adbc_get_objects(depth="all", catalog_filter="basin").read_all().to_pylist()
+    catalogs = {c["catalog_name"]: c for c in objects}
+    assert "basin" in catalogs
+    schemas = {s["db_schema_name"]: s for s in catalogs["basin"]["catalog_db_schemas"]}
+    tables = {t["table_name"]: t for t in schemas["public"]["db_schema_tables"]}
+    assert "cities" in tables
+    columns = [c["column_name"] for c in tables["cities"]["table_columns"]]
+    assert columns == ["id", "city", "amount"]
+
+
+def test_ingest_append_and_replace(conn):
+    more = pa.table({"id": pa.array([5], pa.int64()), "city": ["Lyon"], "amount": [1.0]})
+    with conn.cursor() as cur:
+        assert cur.adbc_ingest("cities_copy", more, mode="create") == 1
+        assert cur.adbc_ingest("cities_copy", more, mode="append") == 1
+        cur.execute("SELECT count(*) AS n FROM cities_copy")
+        assert cur.fetchone() == (2,)
+        assert cur.adbc_ingest("cities_copy", more, mode="replace") == 1
+        cur.execute("SELECT count(*) AS n FROM cities_copy")
+        assert cur.fetchone() == (1,)
+        with pytest.raises(adbc_driver_manager.Error):
+            cur.adbc_ingest("cities_copy", more, mode="create")
+
+
+def test_bad_sql_is_an_error_with_a_position(conn):
+    with conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.ProgrammingError) as failure:
+            cur.execute("SELECT id,\n  nope FROM cities")
+        assert "line 2" in str(failure.value)
+
+
+def test_wrong_token_is_refused(server):
+    with connect(
+        server,
+        **{adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer wrong"},
+    ) as bad:
+        with bad.cursor() as cur:
+            with pytest.raises(adbc_driver_manager.Error) as failure:
+                cur.execute("SELECT 1")
+            assert "nauthenticated" in str(failure.value) or "UNAUTHENTICATED" in str(failure.value)
+
+
+def test_pyarrow_flight_do_get_of_a_dataset(server, conn):
+    client = flight.FlightClient(server.flight)
+    token_pair = client.authenticate_basic_token("basin", TOKEN)
+    options = flight.FlightCallOptions(headers=[token_pair])
+    listed = [info.descriptor.path[0].decode() for info in client.list_flights(options=options)]
+    assert "cities" in listed
+    info = client.get_flight_info(flight.FlightDescriptor.for_path("cities"), options)
+    assert info.total_records == 4
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    assert sorted(table.column("id").to_pylist()) == [1, 2, 3, 4]
+    schema = client.get_schema(flight.FlightDescriptor.for_path("cities"), options).schema
+    assert schema.names == ["id", "city", "amount"]
