@@ -29,17 +29,15 @@ TOKEN = "bench-token-0123456789abcdef"
 
 
 def lineitem_parquet(scale: float) -> pathlib.Path:
-    out = ROOT / "benches" / "data" / f"sf{scale:g}"
+    out = ROOT / "benches" / "data" / f"tpch_sf{scale:g}"
     path = out / "lineitem.parquet"
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         tpchgen = pathlib.Path(sys.executable).parent / "tpchgen-cli"
         subprocess.run(
-            [str(tpchgen), "-s", str(scale), "--tables", "lineitem", "--format", "parquet", "--output-dir", str(out)],
+            [str(tpchgen), "parquet", "-s", str(scale), "--tables", "lineitem", "--output-dir", str(out)],
             check=True,
         )
-        found = next(p for p in out.rglob("lineitem*.parquet") if p != path)
-        found.rename(path)
     return path
 
 
@@ -102,6 +100,15 @@ def measure(label, client, ticket, options, repeat):
         f"{nbytes / 1e6 / elapsed:7.0f} MB/s {rows / elapsed / 1e6:6.2f} M rows/s, wire/logical {wire / nbytes:.3f}"
     )
     return elapsed, rows, nbytes, wire
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """The types Basin sends: string views (as tpchgen-cli writes) become strings."""
+    fields = [
+        pa.field(f.name, pa.string(), f.nullable) if f.type == pa.string_view() else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
 
 
 class MemoryServer(flight.FlightServerBase):
@@ -172,7 +179,7 @@ def main():
             )
         basin, address = start_basin(args.basin, data_dir)
         try:
-            memory = MemoryServer({name: pq.read_table(path) for name, path in sources.items()})
+            memory = MemoryServer({name: plain_strings(pq.read_table(path)) for name, path in sources.items()})
             peer = flight.FlightClient(f"grpc://127.0.0.1:{memory.port}")
             client = flight.FlightClient(address)
             options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])

@@ -263,7 +263,7 @@ async fn load_or_create_token(path: &Path) -> Result<String> {
             use tokio::io::AsyncWriteExt;
             file.write_all(token.as_bytes()).await?;
             file.sync_all().await?;
-            tracing::info!(path = %path.display(), "generated an access token");
+            tracing::debug!(path = %path.display(), "generated an access token");
             Ok(token)
         }
         // Another process created it first: use theirs.

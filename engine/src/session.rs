@@ -27,6 +27,44 @@ pub struct SessionFactory {
     runtime: Arc<RuntimeEnv>,
     catalog: Arc<dyn CatalogStore>,
     target_partitions: usize,
+    providers: Arc<ProviderCache>,
+}
+
+/// Most dataset versions whose opened tables are kept.
+const CACHED_PROVIDERS: usize = 256;
+
+/// Opened Delta tables by dataset id and catalog version. Opening replays the
+/// Delta log, which costs more than planning a short query; every Basin write
+/// records a new version in the catalog, so an entry is reused only while the
+/// version it was opened at is still current.
+#[derive(Debug, Default)]
+struct ProviderCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedProvider>>,
+}
+
+/// A dataset's table as opened at a catalog version.
+type CachedProvider = (i64, Arc<dyn TableProvider>);
+
+impl ProviderCache {
+    fn get(&self, id: &str, version: i64) -> Option<Arc<dyn TableProvider>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(id)
+            .filter(|(cached, _)| *cached == version)
+            .map(|(_, provider)| provider.clone())
+    }
+
+    fn put(&self, id: &str, version: i64, provider: Arc<dyn TableProvider>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHED_PROVIDERS && !entries.contains_key(id) {
+                // Any entry will do: a miss costs one log replay.
+                if let Some(evicted) = entries.keys().next().cloned() {
+                    entries.remove(&evicted);
+                }
+            }
+            entries.insert(id.to_owned(), (version, provider));
+        }
+    }
 }
 
 impl SessionFactory {
@@ -47,6 +85,7 @@ impl SessionFactory {
             runtime,
             catalog,
             target_partitions: target_partitions.max(1),
+            providers: Arc::default(),
         })
     }
 
@@ -89,6 +128,7 @@ impl SessionFactory {
                 Arc::new(DatasetSchema {
                     names,
                     catalog: self.catalog.clone(),
+                    providers: self.providers.clone(),
                 }),
             )
             .map_err(|e| Error::internal("session", e))?;
@@ -102,6 +142,7 @@ impl SessionFactory {
 struct DatasetSchema {
     names: Vec<String>,
     catalog: Arc<dyn CatalogStore>,
+    providers: Arc<ProviderCache>,
 }
 
 #[async_trait]
@@ -122,6 +163,9 @@ impl SchemaProvider for DatasetSchema {
         let Some(record) = record else {
             return Ok(None);
         };
+        if let Some(provider) = self.providers.get(&record.id, record.version) {
+            return Ok(Some(provider));
+        }
         let table = open_table(&record.location, None)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -129,6 +173,8 @@ impl SchemaProvider for DatasetSchema {
             .table_provider()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.providers
+            .put(&record.id, record.version, provider.clone());
         Ok(Some(provider))
     }
 

@@ -52,6 +52,8 @@ type DoGetStream = <BasinFlightSql as FlightService>::DoGetStream;
 
 /// How long an unused prepared statement lives.
 const PREPARED_IDLE: Duration = Duration::from_secs(3600);
+/// Most prepared statements held at once (across clients).
+const MAX_PREPARED: usize = 10_000;
 /// How long a cancellation waits for its query to start.
 const CANCEL_MEMORY: Duration = Duration::from_secs(600);
 
@@ -875,6 +877,11 @@ impl FlightSqlService for BasinFlightSql {
         let handle = uuid::Uuid::new_v4().to_string();
         let mut prepared = self.prepared.lock().expect("prepared map");
         prepared.retain(|_, p| p.last_used.elapsed() < PREPARED_IDLE);
+        if prepared.len() >= MAX_PREPARED {
+            return Err(Status::resource_exhausted(format!(
+                "{MAX_PREPARED} prepared statements are open; close some first"
+            )));
+        }
         prepared.insert(
             handle.clone(),
             Prepared {

@@ -542,6 +542,50 @@ mod tests {
         let config = Config::load(None, Vec::new(), &Vec::new()).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("./basin-data"));
         assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.flight.addr.to_string(), "127.0.0.1:50051");
+        assert!(config.auth.token.is_none());
+    }
+
+    #[test]
+    fn flight_tls_auth_and_url_settings_are_checked() {
+        let err = load(
+            "[flight]\ntls_cert = \"/nonexistent.pem\"\n",
+            &[],
+            Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("config key `flight.tls_key`"), "{err}");
+        let err = load("", &[("BASIN_AUTH_TOKEN", "short")], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `auth.token`"), "{err}");
+        let err = load("[ingest]\nallowed_urls = [\"ftp://x/\"]\n", &[], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `ingest.allowed_urls`"), "{err}");
+        let config = load(
+            "",
+            &[
+                ("BASIN_FLIGHT_ADDR", "127.0.0.1:0"),
+                (
+                    "BASIN_INGEST_ALLOWED_URLS",
+                    "http://127.0.0.1:9/a/,https://example.com/",
+                ),
+            ],
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(config.flight.addr.port(), 0);
+        assert_eq!(config.ingest.allowed_urls.len(), 2);
+        // The token never shows in debug output.
+        let config = load(
+            "",
+            &[("BASIN_AUTH_TOKEN", "a-long-enough-secret")],
+            Vec::new(),
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("a-long-enough-secret"));
     }
 
     #[test]

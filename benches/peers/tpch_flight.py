@@ -1,0 +1,145 @@
+"""TPC-H (22 queries) over Flight SQL: Basin vs DuckDB vs raw DataFusion, same run.
+
+Generates the eight tables as Parquet with tpchgen-cli (cached under
+benches/data/), ingests them into a fresh Basin data directory, starts
+`basin serve`, and runs each query through ADBC. DuckDB and the `datafusion`
+Python package run the same SQL on the same Parquet files in process. Prints
+per-query times (best of --repeat), geometric means and their ratios.
+
+    python benches/peers/tpch_flight.py --basin target/release/basin --scale 1
+"""
+import argparse
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from tpch_queries import QUERIES
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOKEN = "bench-token-0123456789abcdef"
+TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
+
+
+def generate(scale: float) -> dict:
+    out = ROOT / "benches" / "data" / f"tpch_sf{scale:g}"
+    paths = {t: out / f"{t}.parquet" for t in TABLES}
+    if not all(p.exists() for p in paths.values()):
+        out.mkdir(parents=True, exist_ok=True)
+        tpchgen = pathlib.Path(sys.executable).parent / "tpchgen-cli"
+        subprocess.run(
+            [str(tpchgen), "parquet", "-s", str(scale), "--output-dir", str(out)],
+            check=True,
+        )
+    missing = [t for t, p in paths.items() if not p.exists()]
+    if missing:
+        raise SystemExit(f"tpchgen-cli did not write {missing} under {out}")
+    return paths
+
+
+def best_of(repeat, run):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def start_basin(binary, data_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
+    env["BASIN_AUTH_TOKEN"] = TOKEN
+    env["BASIN_QUERY_TIMEOUT"] = "1h"
+    process = subprocess.Popen(
+        [binary, "serve", "--data-dir", data_dir, "--http-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    for line in process.stdout:
+        if line.strip().startswith("flight:"):
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+            return process, line.split(None, 1)[1].strip()
+    raise RuntimeError("basin did not start")
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--basin", default=str(ROOT / "target" / "release" / "basin"))
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,18")
+    args = parser.parse_args()
+    if "-" in args.queries:
+        lo, hi = args.queries.split("-")
+        numbers = list(range(int(lo), int(hi) + 1))
+    else:
+        numbers = [int(q) for q in args.queries.split(",")]
+
+    import adbc_driver_flightsql
+    import adbc_driver_flightsql.dbapi as flightsql
+    import datafusion
+    import duckdb
+
+    paths = generate(args.scale)
+    duck = duckdb.connect()
+    for table, path in paths.items():
+        duck.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+    df = datafusion.SessionContext()
+    for table, path in paths.items():
+        df.register_parquet(table, str(path))
+
+    results = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        for table, path in paths.items():
+            subprocess.run(
+                [args.basin, "--data-dir", data_dir, "ingest", str(path), "--dataset", table, "--mode", "overwrite"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "BASIN_AUTH_TOKEN": TOKEN},
+            )
+        basin, address = start_basin(args.basin, data_dir)
+        try:
+            kwargs = {adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}"}
+            with flightsql.connect(address, db_kwargs=kwargs, autocommit=True) as conn:
+                cur = conn.cursor()
+
+                def run_basin(sql):
+                    cur.execute(sql)
+                    return cur.fetch_arrow_table().num_rows
+
+                print(f"{'query':>5} {'basin s':>9} {'duckdb s':>9} {'datafusion s':>13} {'rows':>6}")
+                for q in numbers:
+                    sql = QUERIES[q]
+                    rows = run_basin(sql)  # warm-up, and the row count to compare
+                    duck_rows = len(duck.execute(sql).fetchall())
+                    df_rows = df.sql(sql).to_arrow_table().num_rows
+                    if not rows == duck_rows == df_rows:
+                        print(f"  q{q}: row counts differ: basin {rows}, duckdb {duck_rows}, datafusion {df_rows}")
+                    b = best_of(args.repeat, lambda: run_basin(sql))
+                    d = best_of(args.repeat, lambda: duck.execute(sql).fetch_arrow_table())
+                    f = best_of(args.repeat, lambda: df.sql(sql).to_arrow_table())
+                    results[q] = (b, d, f)
+                    print(f"{q:>5} {b:>9.3f} {d:>9.3f} {f:>13.3f} {rows:>6}", flush=True)
+        finally:
+            basin.terminate()
+            basin.wait(timeout=60)
+
+    b, d, f = (geomean([r[i] for r in results.values()]) for i in range(3))
+    print(f"geomean  basin {b:.3f} s, duckdb {d:.3f} s, datafusion {f:.3f} s")
+    print(f"ratios   basin/duckdb {b / d:.2f}, basin/datafusion {b / f:.2f}, datafusion/duckdb {f / d:.2f}")
+    worst = sorted(results, key=lambda q: results[q][0] / results[q][1], reverse=True)[:3]
+    print("worst basin/duckdb: " + ", ".join(f"q{q} {results[q][0] / results[q][1]:.2f}" for q in worst))
+
+
+if __name__ == "__main__":
+    main()
