@@ -611,6 +611,17 @@ impl Engine {
             let columns = crate::statements::ColumnMapping::ByName;
             frame = crate::statements::conform(frame, &snapshot_of(&table).await?.schema, columns)?;
         }
+        self.commit_write(name, existing, mode, frame).await
+    }
+
+    /// Commits `frame` to a dataset (a new one gets no description or tags).
+    pub(crate) async fn commit_write(
+        &self,
+        name: &str,
+        existing: Option<DatasetRecord>,
+        mode: WriteMode,
+        frame: DataFrame,
+    ) -> Result<WriteOutcome> {
         let target = WriteTarget {
             name,
             existing,

@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use crate::ingest::{WriteMode, WriteOutcome, WriteTarget};
+use crate::ingest::{WriteMode, WriteOutcome};
 use crate::query::{bind_parameters, number_placeholders, parameter_schema};
 use crate::session::{CATALOG_NAME, SCHEMA_NAME};
 use crate::{Engine, Error, Result, ident};
@@ -143,36 +143,14 @@ impl Engine {
             }
         }
     }
-
-    async fn commit_write(
-        &self,
-        name: &str,
-        existing: Option<crate::catalog::DatasetRecord>,
-        mode: WriteMode,
-        frame: DataFrame,
-    ) -> Result<WriteOutcome> {
-        let target = WriteTarget {
-            name,
-            existing,
-            mode,
-            description: None,
-            tags: Vec::new(),
-        };
-        let (snapshot, rows_written) = self.commit_frame(target, frame, 0, None).await?;
-        Ok(WriteOutcome {
-            dataset: name.to_owned(),
-            version: snapshot.version,
-            rows_written,
-        })
-    }
 }
 
 fn not_a_write() -> Error {
     Error::InvalidInput("not a CREATE TABLE or INSERT INTO statement".into())
 }
 
-/// Parses `sql`; `Some` for a supported write, `None` for anything DataFusion
-/// plans read-only (which refuses the other writes with a clear message).
+/// Parses `sql`: `Some` for a supported write, `None` for a read (query,
+/// `EXPLAIN`, `SHOW`), an error for any other statement.
 fn parse_write(sql: &str) -> Result<Option<Write>> {
     let sql = number_placeholders(sql)?;
     let mut statements =
