@@ -10,22 +10,20 @@ through Basin's Flight SQL (ADBC) and prints p50/p99.
     python benches/peers/flight_doget.py --basin target/release/basin --scale 1
 """
 import argparse
-import os
 import pathlib
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
+from basin_process import TOKEN, ingest, serve
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOKEN = "bench-token-0123456789abcdef"
 
 
 def lineitem_parquet(scale: float) -> pathlib.Path:
@@ -120,24 +118,6 @@ class MemoryServer(flight.FlightServerBase):
         return flight.RecordBatchStream(self.tables[ticket.ticket.decode()])
 
 
-def start_basin(binary, data_dir):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
-    env["BASIN_AUTH_TOKEN"] = TOKEN
-    process = subprocess.Popen(
-        [binary, "serve", "--data-dir", data_dir, "--http-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    for line in process.stdout:
-        if line.strip().startswith("flight:"):
-            address = line.split(None, 1)[1].strip()
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, address
-    raise RuntimeError("basin did not start")
-
-
 def point_queries(address, key_max, calls):
     import adbc_driver_flightsql
     import adbc_driver_flightsql.dbapi as flightsql
@@ -171,13 +151,8 @@ def main():
     sources = {"lineitem": lineitem_parquet(args.scale), "wide": wide_parquet(args.rows)}
     with tempfile.TemporaryDirectory() as data_dir:
         for name, path in sources.items():
-            subprocess.run(
-                [args.basin, "--data-dir", data_dir, "ingest", str(path), "--dataset", name, "--mode", "overwrite"],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                env={**os.environ, "BASIN_AUTH_TOKEN": TOKEN},
-            )
-        basin, address = start_basin(args.basin, data_dir)
+            ingest(args.basin, data_dir, path, name)
+        basin, address = serve(args.basin, data_dir)
         try:
             memory = MemoryServer({name: plain_strings(pq.read_table(path)) for name, path in sources.items()})
             peer = flight.FlightClient(f"grpc://127.0.0.1:{memory.port}")

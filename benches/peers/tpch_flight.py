@@ -10,18 +10,16 @@ per-query times (best of --repeat), geometric means and their ratios.
 """
 import argparse
 import math
-import os
 import pathlib
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+from basin_process import TOKEN, ingest, serve
 from tpch_queries import QUERIES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOKEN = "bench-token-0123456789abcdef"
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
 
@@ -48,24 +46,6 @@ def best_of(repeat, run):
         run()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def start_basin(binary, data_dir):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
-    env["BASIN_AUTH_TOKEN"] = TOKEN
-    env["BASIN_QUERY_TIMEOUT"] = "1h"
-    process = subprocess.Popen(
-        [binary, "serve", "--data-dir", data_dir, "--http-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    for line in process.stdout:
-        if line.strip().startswith("flight:"):
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, line.split(None, 1)[1].strip()
-    raise RuntimeError("basin did not start")
 
 
 def geomean(values):
@@ -101,13 +81,8 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as data_dir:
         for table, path in paths.items():
-            subprocess.run(
-                [args.basin, "--data-dir", data_dir, "ingest", str(path), "--dataset", table, "--mode", "overwrite"],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                env={**os.environ, "BASIN_AUTH_TOKEN": TOKEN},
-            )
-        basin, address = start_basin(args.basin, data_dir)
+            ingest(args.basin, data_dir, path, table)
+        basin, address = serve(args.basin, data_dir, {"BASIN_QUERY_TIMEOUT": "1h"})
         try:
             kwargs = {adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}"}
             with flightsql.connect(address, db_kwargs=kwargs, autocommit=True) as conn:

@@ -39,6 +39,16 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// The credentials of an `Authorization` header (HTTP or gRPC metadata), if one was sent.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Option<Self>> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let value = std::str::from_utf8(value)
+            .map_err(|_| Error::Unauthenticated("malformed authorization header".into()))?;
+        Self::from_authorization(value).map(Some)
+    }
+
     /// Parses an `Authorization` header value (`Bearer …` or `Basic …`).
     pub fn from_authorization(header: &str) -> Result<Self> {
         let (scheme, value) = header

@@ -86,11 +86,13 @@ impl Engine {
             Write::Create { .. } => return Ok(std::sync::Arc::new(Schema::empty())),
         };
         let ctx = self.sessions().context().await?;
-        let frame = plan_query(&ctx, *query).await?;
-        parameter_schema(&frame)
+        self.executor()
+            .run(async move { parameter_schema(&plan_query(&ctx, *query).await?) })
+            .await
     }
 
-    /// Runs a `CREATE TABLE` or `INSERT INTO` statement as one new dataset version.
+    /// Runs a `CREATE TABLE` or `INSERT INTO` statement as one new dataset
+    /// version. Planning, like the write itself, runs on the CPU runtime.
     pub async fn execute_write(&self, sql: &str, params: Vec<ScalarValue>) -> Result<WriteOutcome> {
         let write = parse_write(sql)?.ok_or_else(not_a_write)?;
         let ctx = self.sessions().context().await?;
@@ -114,12 +116,17 @@ impl Engine {
                     }
                     return Err(Error::DatasetExists(name));
                 }
-                let frame = match source {
-                    CreateSource::Query(query) => {
-                        bind_parameters(plan_query(&ctx, *query).await?, params)?
-                    }
-                    CreateSource::Columns(columns) => empty_frame(&ctx, &columns).await?,
-                };
+                let frame = self
+                    .executor()
+                    .run(async move {
+                        match source {
+                            CreateSource::Query(query) => {
+                                bind_parameters(plan_query(&ctx, *query).await?, params)
+                            }
+                            CreateSource::Columns(columns) => empty_frame(&ctx, &columns).await,
+                        }
+                    })
+                    .await?;
                 self.commit_write(&name, existing, WriteMode::Overwrite, frame)
                     .await
             }
@@ -131,13 +138,18 @@ impl Engine {
                 let record = self.dataset(&name).await?;
                 let table = crate::datasets::open_table(&record.location, None).await?;
                 let target = crate::datasets::snapshot_of(&table).await?.schema;
-                let frame = bind_parameters(plan_query(&ctx, *query).await?, params)?;
                 let mapping = if columns.is_empty() {
                     ColumnMapping::ByPosition
                 } else {
                     ColumnMapping::Listed(columns)
                 };
-                let frame = conform(frame, &target, mapping)?;
+                let frame = self
+                    .executor()
+                    .run(async move {
+                        let frame = bind_parameters(plan_query(&ctx, *query).await?, params)?;
+                        conform(frame, &target, mapping)
+                    })
+                    .await?;
                 self.commit_write(&name, Some(record), WriteMode::Append, frame)
                     .await
             }

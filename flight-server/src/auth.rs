@@ -4,17 +4,9 @@ use basin_engine::auth::Credentials;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use crate::status::status_of;
+use crate::status::OrStatus;
 
 /// The credentials in the `authorization` header, if any.
 pub(crate) fn credentials(metadata: &MetadataMap) -> Result<Option<Credentials>, Status> {
-    let Some(value) = metadata.get("authorization") else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
-    Credentials::from_authorization(value)
-        .map(Some)
-        .map_err(|e| status_of(&e))
+    Credentials::from_header(metadata.get("authorization").map(|v| v.as_bytes())).or_status()
 }

@@ -89,22 +89,12 @@ pub fn router(state: AppState) -> Router {
 
 /// Every `/api/v1` route but the OpenAPI document needs the access token.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let credentials = match request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|value| {
-            value
-                .to_str()
-                .map_err(|_| {
-                    basin_engine::Error::Unauthenticated("malformed authorization header".into())
-                })
-                .and_then(basin_engine::auth::Credentials::from_authorization)
-        })
-        .transpose()
-    {
-        Ok(credentials) => credentials,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+    let header = request.headers().get(axum::http::header::AUTHORIZATION);
+    let credentials =
+        match basin_engine::auth::Credentials::from_header(header.map(|v| v.as_bytes())) {
+            Ok(credentials) => credentials,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
     match state
         .engine
         .authenticator()

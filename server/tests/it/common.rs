@@ -78,6 +78,16 @@ impl TestServer {
         }
     }
 
+    /// A server holding `orders` (testdata/orders.csv, malformed rows skipped).
+    pub async fn with_orders() -> Self {
+        let server = Self::start().await;
+        let (status, body) = server
+            .upload_file("orders", "on_error=skip", "orders.csv")
+            .await;
+        assert_eq!(status, 201, "{body}");
+        server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -57,18 +57,9 @@ fn int_column(batch: &RecordBatch, name: &str) -> Vec<i64> {
     column.as_primitive::<Int64Type>().values().to_vec()
 }
 
-async fn with_orders() -> TestServer {
-    let server = TestServer::start().await;
-    let (status, body) = server
-        .upload_file("orders", "on_error=skip", "orders.csv")
-        .await;
-    assert_eq!(status, 201, "{body}");
-    server
-}
-
 #[tokio::test]
 async fn queries_stream_the_same_arrow_as_rest() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
     let query = "SELECT * FROM orders ORDER BY order_id";
     let info = client.execute(query.into(), None).await.unwrap();
@@ -97,7 +88,7 @@ async fn queries_stream_the_same_arrow_as_rest() {
 
 #[tokio::test]
 async fn calls_without_valid_credentials_are_refused() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut anonymous = FlightSqlServiceClient::new(channel(&server).await);
     let err = anonymous
         .execute("SELECT 1".into(), None)
@@ -123,7 +114,7 @@ async fn calls_without_valid_credentials_are_refused() {
 
 #[tokio::test]
 async fn bad_sql_is_invalid_argument_with_a_position() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
     let err = client
         .execute("SELECT order_id,\n  nope FROM orders".into(), None)
@@ -147,7 +138,7 @@ async fn bad_sql_is_invalid_argument_with_a_position() {
 
 #[tokio::test]
 async fn prepared_statements_bind_and_rebind_parameters() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
     let mut prepared = client
         .prepare(
@@ -196,7 +187,7 @@ async fn prepared_statements_bind_and_rebind_parameters() {
 
 #[tokio::test]
 async fn metadata_commands_describe_datasets() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
 
     let info = client.get_catalogs().await.unwrap();
@@ -350,7 +341,7 @@ fn ingest_command(
 
 #[tokio::test]
 async fn ingest_and_sql_writes_are_atomic_versions() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
 
     let create = ingest_command(
@@ -481,7 +472,7 @@ fn authorized<T>(message: T) -> tonic::Request<T> {
 
 #[tokio::test]
 async fn plain_flight_lists_and_streams_datasets() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let (status, _) = server
         .upload_file("orders", "mode=append", "orders_april.csv")
         .await;
@@ -560,7 +551,7 @@ async fn plain_flight_lists_and_streams_datasets() {
 
 #[tokio::test]
 async fn a_canceled_query_does_not_run() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
     let info = client
         .execute(
@@ -604,7 +595,7 @@ async fn a_canceled_query_does_not_run() {
 
 #[tokio::test]
 async fn nulls_and_text_survive_the_trip() {
-    let server = with_orders().await;
+    let server = TestServer::with_orders().await;
     let mut client = client(&server).await;
     let batch = sql(
         &mut client,

@@ -2,18 +2,9 @@ use serde_json::json;
 
 use crate::common::{TestServer, error_code};
 
-async fn server_with_orders() -> TestServer {
-    let server = TestServer::start().await;
-    let (status, body) = server
-        .upload_file("orders", "on_error=skip", "orders.csv")
-        .await;
-    assert_eq!(status, 201, "{body}");
-    server
-}
-
 #[tokio::test]
 async fn json_envelope_has_columns_rows_and_meta() {
-    let server = server_with_orders().await;
+    let server = TestServer::with_orders().await;
     let (status, body) = server
         .post_json("/api/v1/query", json!({"sql": "SELECT currency, count(*) AS n FROM orders GROUP BY currency ORDER BY n DESC, currency LIMIT 2"}))
         .await;
@@ -32,7 +23,7 @@ async fn json_envelope_has_columns_rows_and_meta() {
 
 #[tokio::test]
 async fn csv_ndjson_and_arrow_by_accept() {
-    let server = server_with_orders().await;
+    let server = TestServer::with_orders().await;
     let sql = json!({"sql": "SELECT order_id, note FROM orders WHERE order_id IN (2, 3) ORDER BY order_id"});
     let csv = server
         .client
@@ -88,7 +79,7 @@ async fn csv_ndjson_and_arrow_by_accept() {
 
 #[tokio::test]
 async fn bad_sql_reports_line_and_column() {
-    let server = server_with_orders().await;
+    let server = TestServer::with_orders().await;
     let (status, body) = server
         .post_json(
             "/api/v1/query",
@@ -132,7 +123,7 @@ async fn bad_sql_reports_line_and_column() {
 
 #[tokio::test]
 async fn writes_through_sql_are_refused() {
-    let server = server_with_orders().await;
+    let server = TestServer::with_orders().await;
     for sql in [
         "DROP TABLE orders",
         "INSERT INTO orders SELECT * FROM orders",
@@ -154,7 +145,7 @@ async fn writes_through_sql_are_refused() {
 
 #[tokio::test]
 async fn explain_and_information_schema_work() {
-    let server = server_with_orders().await;
+    let server = TestServer::with_orders().await;
     let rows = server.rows("EXPLAIN SELECT count(*) FROM orders").await;
     assert!(!rows.is_empty());
     let tables = server
