@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use basin_engine::auth::Principal;
 use basin_engine::ingest::{IngestOptions, WriteMode};
 use basin_engine::query::QueryRequest;
 use basin_engine::{Engine, EngineConfig};
@@ -50,7 +51,10 @@ fn engine_benches(c: &mut Criterion) {
                     sql: "SELECT currency, count(*), sum(amount), avg(amount) FROM orders GROUP BY currency".into(),
                     ..Default::default()
                 };
-                let stream = engine.query(request).await.expect("query");
+                let stream = engine
+                    .query(&Principal::local(), request)
+                    .await
+                    .expect("query");
                 let batches: Vec<_> = stream.try_collect().await.expect("collect");
                 batches
             })

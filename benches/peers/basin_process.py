@@ -3,12 +3,27 @@ import os
 import subprocess
 import threading
 
-TOKEN = "bench-token-0123456789abcdef"
+ADMIN_PASSWORD = "bench-root-password-0123"
+# Benchmarks measure the engine, not the limiter.
+NO_RATE_LIMITS = {"BASIN_RATE_LIMIT_PER_IP": "0", "BASIN_RATE_LIMIT_PER_USER": "0"}
+
+
+def adbc_login():
+    """ADBC database options that sign in as the admin (the driver handshakes)."""
+    return {"username": "admin", "password": ADMIN_PASSWORD}
+
+
+def bearer_header(flight_address):
+    """The `authorization` header pair of a session, from a Flight handshake."""
+    import pyarrow.flight as flight
+
+    return flight.FlightClient(flight_address).authenticate_basic_token("admin", ADMIN_PASSWORD)
 
 
 def _env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
-    env["BASIN_AUTH_TOKEN"] = TOKEN
+    env["BASIN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env.update(NO_RATE_LIMITS)
     env.update(extra or {})
     return env
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
-from basin_process import TOKEN, ingest, serve
+from basin_process import adbc_login, bearer_header, ingest, serve
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -119,10 +119,9 @@ class MemoryServer(flight.FlightServerBase):
 
 
 def point_queries(address, key_max, calls):
-    import adbc_driver_flightsql
     import adbc_driver_flightsql.dbapi as flightsql
 
-    kwargs = {adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}"}
+    kwargs = adbc_login()
     latencies = []
     with flightsql.connect(address, db_kwargs=kwargs, autocommit=True) as conn:
         with conn.cursor() as cur:
@@ -157,7 +156,7 @@ def main():
             memory = MemoryServer({name: plain_strings(pq.read_table(path)) for name, path in sources.items()})
             peer = flight.FlightClient(f"grpc://127.0.0.1:{memory.port}")
             client = flight.FlightClient(address)
-            options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+            options = flight.FlightCallOptions(headers=[bearer_header(address)])
             for name in sources:
                 print(f"{name}:")
                 info = client.get_flight_info(flight.FlightDescriptor.for_path(name), options)

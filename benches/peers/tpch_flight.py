@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from basin_process import TOKEN, ingest, serve
+from basin_process import adbc_login, ingest, serve
 from tpch_queries import QUERIES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -65,7 +65,6 @@ def main():
     else:
         numbers = [int(q) for q in args.queries.split(",")]
 
-    import adbc_driver_flightsql
     import adbc_driver_flightsql.dbapi as flightsql
     import datafusion
     import duckdb
@@ -84,7 +83,7 @@ def main():
             ingest(args.basin, data_dir, path, table)
         basin, address = serve(args.basin, data_dir, {"BASIN_QUERY_TIMEOUT": "1h"})
         try:
-            kwargs = {adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}"}
+            kwargs = adbc_login()
             with flightsql.connect(address, db_kwargs=kwargs, autocommit=True) as conn:
                 cur = conn.cursor()
 

@@ -107,6 +107,35 @@ pub enum Error {
     /// The caller is not authenticated (no or wrong credentials).
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller is authenticated but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests or failed logins; try again after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        /// What was limited.
+        message: String,
+        /// Seconds until a retry may succeed (at least 1).
+        retry_after_secs: u64,
+    },
+    /// No user with that name or id exists.
+    #[error("user `{0}` not found")]
+    UserNotFound(String),
+    /// A user with that name exists already.
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    /// No API key with that id exists (for this caller).
+    #[error("api key `{0}` not found")]
+    ApiKeyNotFound(String),
+    /// No session with that id exists (for this caller).
+    #[error("session `{0}` not found")]
+    SessionNotFound(String),
+    /// A new password breaks the password policy.
+    #[error("{0}")]
+    WeakPassword(String),
+    /// The change would leave no enabled admin.
+    #[error("{0}")]
+    LastAdmin(String),
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -142,6 +171,14 @@ impl Error {
             Self::Timeout(_) => "timeout",
             Self::Canceled => "canceled",
             Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UserNotFound(_) => "user_not_found",
+            Self::UserExists(_) => "user_exists",
+            Self::ApiKeyNotFound(_) => "api_key_not_found",
+            Self::SessionNotFound(_) => "session_not_found",
+            Self::WeakPassword(_) => "weak_password",
+            Self::LastAdmin(_) => "last_admin",
             Self::Internal(_) => "internal",
         }
     }
@@ -162,6 +199,9 @@ impl Error {
                 location: Some(location),
                 ..
             } => serde_json::to_value(location).ok(),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{JobFilter, JobRecord, JobStatus, Page};
+use crate::events::Event;
 use crate::ingest::ProgressFn;
 use crate::{Engine, Error, Result};
 
@@ -102,6 +103,9 @@ impl Engine {
             updated_at: now,
         };
         self.catalog().insert_job(&job).await?;
+        self.publish(Event::Job {
+            job: Box::new(job.clone()),
+        });
         let token = CancellationToken::new();
         self.jobs().insert(&job.id, token.clone());
         let context = JobContext {
@@ -120,6 +124,9 @@ impl Engine {
             if let Err(e) = engine.catalog().update_job(&running).await {
                 tracing::error!(job = %running.id, error = %e, "could not mark job running");
             }
+            engine.publish(Event::Job {
+                job: Box::new(running.clone()),
+            });
             let outcome = tokio::select! {
                 () = token.cancelled() => Err(Error::Canceled),
                 result = work(context) => result,
@@ -150,6 +157,9 @@ impl Engine {
             if let Err(e) = engine.catalog().update_job(&running).await {
                 tracing::error!(job = %running.id, error = %e, "could not record job outcome");
             }
+            engine.publish(Event::Job {
+                job: Box::new(running.clone()),
+            });
             engine.jobs().remove(&running.id);
         });
         Ok(job)

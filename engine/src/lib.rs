@@ -7,19 +7,24 @@
 //! its [`Error`] to their own status codes.
 //!
 //! On disk, under the data directory:
-//! - `catalog.db`: the catalog (SQLite, WAL);
+//! - `catalog.db`: the catalog (SQLite, WAL): datasets, jobs, users,
+//!   sessions, API keys, the audit log and sealed secrets;
+//! - `secret.key`: the data key secrets are sealed with (unless configured);
 //! - `datasets/<id>/`: one Delta table per dataset;
 //! - `tmp/`: spooled uploads, removed after use and on start.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod datasets;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod ident;
 pub mod ingest;
 pub mod jobs;
 pub mod query;
+pub mod secrets;
 pub mod session;
 pub mod statements;
 
@@ -29,11 +34,13 @@ use std::time::Duration;
 
 pub use error::{Error, Result};
 
-use auth::Authenticator;
+use auth::AuthSettings;
+use auth::throttle::{LoginThrottle, RateLimits};
 use basin_connectors::http::UrlAllowlist;
 use catalog::{CatalogStore, SqliteCatalog};
 use executor::Executor;
 use jobs::JobRegistry;
+use secrets::{DataKey, KeySource};
 use session::SessionFactory;
 
 /// What the engine needs to start. The server builds it from its `Config`.
@@ -57,9 +64,10 @@ pub struct EngineConfig {
     /// jobs, removes orphan tables and temporary files). Only the process that
     /// serves the directory may do this; one-shot CLI commands do not.
     pub recover: bool,
-    /// The access token every caller must present; read from (or generated
-    /// into) `<data_dir>/access_token` when `None`.
-    pub access_token: Option<String>,
+    /// Users, sessions, keys, rate limits.
+    pub auth: AuthSettings,
+    /// Where the data key that seals secrets comes from.
+    pub secrets_key: KeySource,
 }
 
 impl EngineConfig {
@@ -75,7 +83,8 @@ impl EngineConfig {
             max_ingest_bytes: 64 * 1024 * 1024 * 1024,
             cpu_threads: cores,
             recover: true,
-            access_token: None,
+            auth: AuthSettings::default(),
+            secrets_key: KeySource::File,
         }
     }
 }
@@ -93,8 +102,20 @@ struct Inner {
     sessions: SessionFactory,
     executor: Executor,
     jobs: JobRegistry,
-    authenticator: Authenticator,
+    auth: AuthState,
+    events: events::EventBus,
     url_allowlist: UrlAllowlist,
+    data_key: std::sync::RwLock<DataKey>,
+    audit_key: Vec<u8>,
+    first_admin_password: std::sync::Mutex<Option<String>>,
+}
+
+/// Identity state that lives as long as the process.
+#[derive(Debug)]
+struct AuthState {
+    throttle: LoginThrottle,
+    limits: RateLimits,
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
@@ -135,11 +156,18 @@ impl Engine {
         let sessions =
             SessionFactory::new(catalog.clone(), config.memory_limit, target_partitions)?;
         let executor = Executor::new(config.cpu_threads)?;
-        let token = match &config.access_token {
-            Some(token) => token.clone(),
-            None => load_or_create_token(&config.data_dir.join(TOKEN_FILE)).await?,
+        let data_key =
+            secrets::load_data_key(&config.data_dir, &config.secrets_key, catalog.as_ref()).await?;
+        let audit_key = load_or_create_audit_key(catalog.as_ref(), &data_key).await?;
+        let auth = AuthState {
+            throttle: LoginThrottle::new(
+                config.auth.max_failed_logins,
+                config.auth.lockout,
+                config.auth.login_delay,
+            ),
+            limits: RateLimits::new(config.auth.rate_per_ip, config.auth.rate_per_principal),
+            revocations: tokio::sync::watch::channel(0).0,
         };
-        let authenticator = Authenticator::new(token)?;
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let engine = Self {
@@ -149,12 +177,22 @@ impl Engine {
                 sessions,
                 executor,
                 jobs: JobRegistry::default(),
-                authenticator,
+                auth,
+                events: events::EventBus::default(),
                 url_allowlist,
+                data_key: std::sync::RwLock::new(data_key),
+                audit_key,
+                first_admin_password: std::sync::Mutex::new(None),
             }),
         };
         if recover {
             engine.remove_orphan_tables().await?;
+            let generated = engine.ensure_first_admin().await?;
+            *engine
+                .inner
+                .first_admin_password
+                .lock()
+                .expect("admin password lock") = generated;
         }
         Ok(engine)
     }
@@ -237,39 +275,44 @@ impl Engine {
         &self.inner.url_allowlist
     }
 
-    /// The one credential check every transport uses.
-    pub fn authenticator(&self) -> &Authenticator {
-        &self.inner.authenticator
+    /// The first admin's password when this start generated it; returned
+    /// once, for the server to show once.
+    pub fn take_first_admin_password(&self) -> Option<String> {
+        self.inner
+            .first_admin_password
+            .lock()
+            .expect("admin password lock")
+            .take()
     }
 }
 
-/// The file under the data directory holding the generated access token.
-pub const TOKEN_FILE: &str = "access_token";
-
-/// Reads the generated token, or creates it (readable by the owner only).
-async fn load_or_create_token(path: &Path) -> Result<String> {
-    match tokio::fs::read_to_string(path).await {
-        Ok(token) => return Ok(token.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    let token = Authenticator::generate_token();
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    match options.open(path).await {
-        Ok(mut file) => {
-            use tokio::io::AsyncWriteExt;
-            file.write_all(token.as_bytes()).await?;
-            file.sync_all().await?;
-            tracing::debug!(path = %path.display(), "generated an access token");
-            Ok(token)
+/// The key audit rows are MAC'd with: random, sealed in the catalog under the
+/// data key, created on first start.
+async fn load_or_create_audit_key(
+    catalog: &dyn CatalogStore,
+    data_key: &DataKey,
+) -> Result<Vec<u8>> {
+    let name = audit::AUDIT_KEY_SECRET;
+    if let Some(record) = catalog.secret(name).await? {
+        if record.key_id != data_key.id() {
+            return Err(Error::InvalidInput(format!(
+                "the catalog's secrets were sealed under data key {} but the configured key is {}: start with the key they were sealed under",
+                record.key_id,
+                data_key.id()
+            )));
         }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(tokio::fs::read_to_string(path).await?.trim().to_owned())
-        }
-        Err(e) => Err(e.into()),
+        return data_key.open(name, &record.sealed);
     }
+    let key: [u8; 32] = rand::random();
+    let now = chrono::Utc::now();
+    catalog
+        .put_secret(&catalog::SecretRecord {
+            name: name.to_owned(),
+            key_id: data_key.id().to_owned(),
+            sealed: data_key.seal(name, &key)?,
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    Ok(key.to_vec())
 }

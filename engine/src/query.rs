@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 
+use crate::auth::{Action, Principal, Resource};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
 use crate::{Engine, Error, Result};
 
@@ -51,9 +52,14 @@ impl Engine {
     ///
     /// Planning errors return here (with line and column); execution errors and
     /// the deadline arrive in the stream. Dropping the stream stops the query.
-    pub async fn query(&self, request: QueryRequest) -> Result<SendableRecordBatchStream> {
+    pub async fn query(
+        &self,
+        principal: &Principal,
+        request: QueryRequest,
+    ) -> Result<SendableRecordBatchStream> {
+        principal.authorize(Action::Read, Resource::Global)?;
         let timeout = request.timeout.unwrap_or(self.config().query_timeout);
-        let ctx = self.sessions().context().await?;
+        let ctx = self.sessions().context(principal).await?;
         let started = std::time::Instant::now();
         let planned = self.executor().run_stream(move || async move {
             let mut frame = plan_read_only(&ctx, &request.sql).await?;
@@ -79,8 +85,9 @@ impl Engine {
     }
 
     /// The columns `sql` returns and the parameters it takes, without running it.
-    pub async fn describe_query(&self, sql: &str) -> Result<QueryShape> {
-        let ctx = self.sessions().context().await?;
+    pub async fn describe_query(&self, principal: &Principal, sql: &str) -> Result<QueryShape> {
+        principal.authorize(Action::Read, Resource::Global)?;
+        let ctx = self.sessions().context(principal).await?;
         let sql = sql.to_owned();
         self.executor()
             .run(async move {
@@ -141,8 +148,9 @@ pub struct TableInfo {
 
 impl Engine {
     /// Every catalog and its schemas, in name order.
-    pub async fn sql_schemas(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let ctx = self.sessions().context().await?;
+    pub async fn sql_schemas(&self, principal: &Principal) -> Result<Vec<(String, Vec<String>)>> {
+        principal.authorize(Action::Read, Resource::Global)?;
+        let ctx = self.sessions().context(principal).await?;
         let mut out = Vec::new();
         let mut catalogs = ctx.catalog_names();
         catalogs.sort();
@@ -159,10 +167,14 @@ impl Engine {
 
     /// Every table, in catalog, schema and name order; with columns when
     /// `with_columns` (which opens each dataset).
-    pub async fn sql_tables(&self, with_columns: bool) -> Result<Vec<TableInfo>> {
-        let ctx = self.sessions().context().await?;
+    pub async fn sql_tables(
+        &self,
+        principal: &Principal,
+        with_columns: bool,
+    ) -> Result<Vec<TableInfo>> {
+        let ctx = self.sessions().context(principal).await?;
         let mut out = Vec::new();
-        for (catalog, schemas) in self.sql_schemas().await? {
+        for (catalog, schemas) in self.sql_schemas(principal).await? {
             let Some(catalog_provider) = ctx.catalog(&catalog) else {
                 continue;
             };

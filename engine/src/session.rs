@@ -12,6 +12,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake_core::delta_datafusion::planner::DeltaPlanner;
 
+use crate::auth::Principal;
 use crate::catalog::CatalogStore;
 use crate::datasets::open_table;
 use crate::{Error, Result};
@@ -117,9 +118,11 @@ impl SessionFactory {
         self.new_context(SessionConfig::new().with_target_partitions(self.target_partitions))
     }
 
-    /// A context in which every live dataset is a table.
-    pub async fn context(&self) -> Result<SessionContext> {
-        let names = self.catalog.live_dataset_names().await?;
+    /// A context in which every live dataset `principal` may read is a table;
+    /// the others do not exist for its queries.
+    pub async fn context(&self, principal: &Principal) -> Result<SessionContext> {
+        let mut names = self.catalog.live_dataset_names().await?;
+        names.retain(|name| principal.can_see_dataset(name));
         let ctx = self.new_context(self.config());
         let catalog = MemoryCatalogProvider::new();
         catalog

@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use crate::auth::{Action, Principal, Resource};
 use crate::ingest::{WriteMode, WriteOutcome};
 use crate::query::{bind_parameters, number_placeholders, parameter_schema};
 use crate::session::{CATALOG_NAME, SCHEMA_NAME};
@@ -48,6 +49,15 @@ enum Write {
     },
 }
 
+impl Write {
+    /// The dataset the statement writes.
+    fn target(&self) -> &str {
+        match self {
+            Self::Create { name, .. } | Self::Insert { name, .. } => name,
+        }
+    }
+}
+
 enum CreateSource {
     Query(Box<Query>),
     /// Column names and SQL type text: an empty dataset.
@@ -75,8 +85,9 @@ impl Engine {
     }
 
     /// The positional parameters of a write (`INSERT INTO t VALUES ($1, $2)`).
-    pub async fn describe_write(&self, sql: &str) -> Result<SchemaRef> {
+    pub async fn describe_write(&self, principal: &Principal, sql: &str) -> Result<SchemaRef> {
         let write = parse_write(sql)?.ok_or_else(not_a_write)?;
+        principal.authorize(Action::Write, Resource::Dataset(write.target()))?;
         let query = match write {
             Write::Create {
                 source: CreateSource::Query(query),
@@ -85,7 +96,7 @@ impl Engine {
             | Write::Insert { query, .. } => query,
             Write::Create { .. } => return Ok(std::sync::Arc::new(Schema::empty())),
         };
-        let ctx = self.sessions().context().await?;
+        let ctx = self.sessions().context(principal).await?;
         self.executor()
             .run(async move { parameter_schema(&plan_query(&ctx, *query).await?) })
             .await
@@ -93,9 +104,15 @@ impl Engine {
 
     /// Runs a `CREATE TABLE` or `INSERT INTO` statement as one new dataset
     /// version. Planning, like the write itself, runs on the CPU runtime.
-    pub async fn execute_write(&self, sql: &str, params: Vec<ScalarValue>) -> Result<WriteOutcome> {
+    pub async fn execute_write(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<WriteOutcome> {
         let write = parse_write(sql)?.ok_or_else(not_a_write)?;
-        let ctx = self.sessions().context().await?;
+        principal.authorize(Action::Write, Resource::Dataset(write.target()))?;
+        let ctx = self.sessions().context(principal).await?;
         match write {
             Write::Create {
                 name,

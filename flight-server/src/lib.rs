@@ -98,14 +98,17 @@ type Inner = BasinFlightSql;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl BasinFlight {
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Authenticates the call and hands the caller on in the request's extensions.
+    async fn authenticate<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
         let credentials = auth::credentials(request.metadata())?;
-        self.sql
+        let principal = self
+            .sql
             .engine
-            .authenticator()
-            .authenticate(credentials.as_ref())
-            .or_status()
-            .map(|_| ())
+            .authenticate(credentials.as_ref(), &auth::client(&request))
+            .await
+            .or_status()?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
     }
 }
 
@@ -130,7 +133,8 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
+        let principal = auth::principal(&request)?;
         // A non-empty criteria expression filters dataset names by substring.
         let filter = String::from_utf8_lossy(&request.get_ref().expression).into_owned();
         let names = self
@@ -141,13 +145,20 @@ impl FlightService for BasinFlight {
             .await
             .or_status()?;
         let mut infos = Vec::new();
-        for name in names.into_iter().filter(|n| n.contains(&filter)) {
+        let visible = names
+            .into_iter()
+            .filter(|n| n.contains(&filter) && principal.can_see_dataset(n));
+        for name in visible {
             let descriptor = FlightDescriptor::new_path(vec![name.clone()]);
             let ticket = DatasetTicket {
                 name,
                 version: None,
             };
-            match self.sql.dataset_flight_info(ticket, descriptor).await {
+            match self
+                .sql
+                .dataset_flight_info(&principal, ticket, descriptor)
+                .await
+            {
                 Ok(info) => infos.push(Ok(info)),
                 // Deleted between the listing and now.
                 Err(status) if status.code() == tonic::Code::NotFound => {}
@@ -161,7 +172,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::get_flight_info(&*self.sql, request).await
     }
 
@@ -169,7 +180,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::poll_flight_info(&*self.sql, request).await
     }
 
@@ -177,7 +188,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         // Every descriptor GetFlightInfo answers has its schema there.
         let info = FlightService::get_flight_info(&*self.sql, request).await?;
         Ok(Response::new(SchemaResult {
@@ -189,7 +200,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::do_get(&*self.sql, request).await
     }
 
@@ -197,7 +208,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::do_put(&*self.sql, request).await
     }
 
@@ -205,7 +216,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::do_action(&*self.sql, request).await
     }
 
@@ -213,7 +224,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::list_actions(&*self.sql, request).await
     }
 
@@ -221,7 +232,7 @@ impl FlightService for BasinFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        self.authenticate(&request)?;
+        let request = self.authenticate(request).await?;
         FlightService::do_exchange(&*self.sql, request).await
     }
 }

@@ -29,7 +29,8 @@ use arrow_flight::{
     FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use basin_engine::auth::Credentials;
+use basin_engine::audit::{AuditEvent, Outcome};
+use basin_engine::auth::{Action as Access, Credentials, Principal, Resource};
 use basin_engine::datasets::TimeTravel;
 use basin_engine::ingest::WriteMode;
 use basin_engine::query::QueryRequest;
@@ -44,6 +45,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::principal;
 use crate::metadata;
 use crate::status::{OrStatus, status_of, stream_status};
 use crate::tickets::{DatasetTicket, QueryTicket};
@@ -99,15 +101,27 @@ impl BasinFlightSql {
     }
 
     /// The shape of a statement's result and its parameters.
-    async fn describe(&self, sql: &str) -> Result<(StatementKind, SchemaRef, SchemaRef), Status> {
+    async fn describe(
+        &self,
+        principal: &Principal,
+        sql: &str,
+    ) -> Result<(StatementKind, SchemaRef, SchemaRef), Status> {
         let kind = self.engine.statement_kind(sql).or_status()?;
         match kind {
             StatementKind::Query => {
-                let shape = self.engine.describe_query(sql).await.or_status()?;
+                let shape = self
+                    .engine
+                    .describe_query(principal, sql)
+                    .await
+                    .or_status()?;
                 Ok((kind, shape.schema, shape.parameters))
             }
             StatementKind::Write => {
-                let parameters = self.engine.describe_write(sql).await.or_status()?;
+                let parameters = self
+                    .engine
+                    .describe_write(principal, sql)
+                    .await
+                    .or_status()?;
                 Ok((kind, rows_written_schema(), parameters))
             }
         }
@@ -132,7 +146,11 @@ impl BasinFlightSql {
     }
 
     /// Runs a query ticket: a query streams its rows, a write returns its count.
-    async fn run_ticket(&self, ticket: QueryTicket) -> Result<DoGetStream, Status> {
+    async fn run_ticket(
+        &self,
+        principal: &Principal,
+        ticket: QueryTicket,
+    ) -> Result<DoGetStream, Status> {
         let params = match &ticket.prepared_handle {
             Some(handle) => {
                 let mut prepared = self.prepared.lock().expect("prepared map");
@@ -162,18 +180,21 @@ impl BasinFlightSql {
                     params,
                     ..Default::default()
                 };
-                let run = self.engine.query(request);
+                let run = self.engine.query(principal, request);
                 tokio::select! {
                     stream = run => stream.or_status()?,
                     () = token.cancelled() => return Err(Status::cancelled("query canceled")),
                 }
             }
             StatementKind::Write => {
-                let run = self.engine.execute_write(&ticket.sql, params);
+                let run = self.engine.execute_write(principal, &ticket.sql, params);
                 let outcome = tokio::select! {
-                    outcome = run => outcome.or_status()?,
+                    outcome = run => outcome,
                     () = token.cancelled() => return Err(Status::cancelled("query canceled")),
                 };
+                self.audit_write(principal, "sql.write", &ticket.sql, &outcome)
+                    .await;
+                let outcome = outcome.or_status()?;
                 count_stream(outcome.rows_written)
             }
         };
@@ -413,6 +434,7 @@ impl FlightSqlService for BasinFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
+        let client = crate::auth::client(&request);
         let credentials = match crate::auth::credentials(request.metadata())? {
             Some(credentials) => credentials,
             None => {
@@ -430,9 +452,17 @@ impl FlightSqlService for BasinFlightSql {
                 }
             }
         };
-        let authenticator = self.engine.authenticator();
-        let principal = authenticator.authenticate(Some(&credentials)).or_status()?;
-        let token = authenticator.bearer_for(&principal);
+        let Credentials::Basic { username, password } = &credentials else {
+            return Err(Status::unauthenticated(
+                "unauthenticated: the handshake takes a username and password (Basic)",
+            ));
+        };
+        let token = self
+            .engine
+            .login(username, password, &client)
+            .await
+            .or_status()?
+            .token;
         let response = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),
@@ -451,7 +481,8 @@ impl FlightSqlService for BasinFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (_, schema, _) = self.describe(&query.query).await?;
+        let principal = principal(&request)?;
+        let (_, schema, _) = self.describe(&principal, &query.query).await?;
         let ticket = QueryTicket::new(query.query, None);
         let info = self.query_flight_info(ticket, &schema, request.into_inner())?;
         Ok(Response::new(info))
@@ -578,12 +609,13 @@ impl FlightSqlService for BasinFlightSql {
         _command: arrow_flight::sql::Command,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let principal = principal(&request)?;
         let descriptor = request.into_inner();
         if descriptor.r#type != arrow_flight::flight_descriptor::DescriptorType::Path as i32 {
             return Err(Status::invalid_argument("unknown Flight SQL command"));
         }
         let ticket = DatasetTicket::from_path(&descriptor.path).or_status()?;
-        self.dataset_flight_info(ticket, descriptor)
+        self.dataset_flight_info(&principal, ticket, descriptor)
             .await
             .map(Response::new)
     }
@@ -591,20 +623,22 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let principal = principal(&request)?;
         let ticket = QueryTicket::decode(&*ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("malformed statement ticket"))?;
-        Ok(Response::new(self.run_ticket(ticket).await?))
+        Ok(Response::new(self.run_ticket(&principal, ticket).await?))
     }
 
     async fn do_get_catalogs(
         &self,
         query: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let principal = principal(&request)?;
         let mut builder = query.into_builder();
-        for (catalog, _) in self.engine.sql_schemas().await.or_status()? {
+        for (catalog, _) in self.engine.sql_schemas(&principal).await.or_status()? {
             builder.append(catalog);
         }
         Ok(Response::new(
@@ -615,10 +649,11 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let principal = principal(&request)?;
         let mut builder = query.into_builder();
-        for (catalog, schemas) in self.engine.sql_schemas().await.or_status()? {
+        for (catalog, schemas) in self.engine.sql_schemas(&principal).await.or_status()? {
             for schema in schemas {
                 builder.append(&catalog, schema);
             }
@@ -631,12 +666,18 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let principal = principal(&request)?;
         let include_schema = query.include_schema;
         let mut builder = query.into_builder();
         let empty = Schema::empty();
-        for table in self.engine.sql_tables(include_schema).await.or_status()? {
+        let tables = self
+            .engine
+            .sql_tables(&principal, include_schema)
+            .await
+            .or_status()?;
+        for table in tables {
             let columns = table.columns.as_deref().unwrap_or(&empty);
             builder
                 .append(
@@ -731,11 +772,13 @@ impl FlightSqlService for BasinFlightSql {
 
     async fn do_get_fallback(
         &self,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
         message: Any,
     ) -> Result<Response<DoGetStream>, Status> {
+        let principal = principal(&request)?;
         let ticket = DatasetTicket::from_any(&message)
             .ok_or_else(|| Status::invalid_argument("unknown ticket"))?;
+        authorize_dataset(&principal, Access::Read, &ticket.name)?;
         let at = ticket.version.map(TimeTravel::Version);
         let dataset = self
             .engine
@@ -748,8 +791,9 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_put_statement_update(
         &self,
         command: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let principal = principal(&request)?;
         if command.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
@@ -760,10 +804,11 @@ impl FlightSqlService for BasinFlightSql {
         }
         let outcome = self
             .engine
-            .execute_write(&command.query, Vec::new())
-            .await
-            .or_status()?;
-        Ok(outcome.rows_written as i64)
+            .execute_write(&principal, &command.query, Vec::new())
+            .await;
+        self.audit_write(&principal, "sql.write", &command.query, &outcome)
+            .await;
+        Ok(outcome.or_status()?.rows_written as i64)
     }
 
     async fn do_put_statement_ingest(
@@ -772,7 +817,9 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
+        let principal = principal(&request)?;
         let name = dataset_target(&command)?;
+        authorize_dataset(&principal, Access::Write, &name)?;
         let options = command.table_definition_options.unwrap_or_default();
         let exists = match self.engine.dataset(&name).await {
             Ok(_) => true,
@@ -809,12 +856,10 @@ impl FlightSqlService for BasinFlightSql {
         let batches = futures::stream::iter(first.map(Ok)).chain(rest);
         let input: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(schema, batches));
-        let outcome = self
-            .engine
-            .write_stream(&name, mode, input)
-            .await
-            .or_status()?;
-        Ok(outcome.rows_written as i64)
+        let outcome = self.engine.write_stream(&name, mode, input).await;
+        self.audit_write(&principal, "dataset.ingest", &name, &outcome)
+            .await;
+        Ok(outcome.or_status()?.rows_written as i64)
     }
 
     async fn do_put_prepared_statement_query(
@@ -835,6 +880,7 @@ impl FlightSqlService for BasinFlightSql {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let principal = principal(&request)?;
         let batches = self.batches_of(request).await?;
         let sent = parameter_rows(&batches)?;
         let (sql, kind, bound) = self.prepared_entry(&command.prepared_statement_handle, |p| {
@@ -854,8 +900,10 @@ impl FlightSqlService for BasinFlightSql {
         };
         let mut total = 0_i64;
         for params in rows {
-            let outcome = self.engine.execute_write(&sql, params).await.or_status()?;
-            total += outcome.rows_written as i64;
+            let outcome = self.engine.execute_write(&principal, &sql, params).await;
+            self.audit_write(&principal, "sql.write", &sql, &outcome)
+                .await;
+            total += outcome.or_status()?.rows_written as i64;
         }
         Ok(total)
     }
@@ -863,12 +911,14 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         if query.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
-        let (kind, dataset_schema, parameter_schema) = self.describe(&query.query).await?;
+        let principal = principal(&request)?;
+        let (kind, dataset_schema, parameter_schema) =
+            self.describe(&principal, &query.query).await?;
         let result = ActionCreatePreparedStatementResult {
             prepared_statement_handle: Default::default(),
             dataset_schema: schema_bytes(&dataset_schema)?,
@@ -956,13 +1006,60 @@ impl FlightSqlService for BasinFlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
+/// Checks `action` on a dataset; a dataset the caller may not even see is
+/// reported as not found, so names reveal nothing.
+fn authorize_dataset(principal: &Principal, action: Access, name: &str) -> Result<(), Status> {
+    if !principal.can_see_dataset(name) && action == Access::Read {
+        return Err(status_of(&Error::DatasetNotFound(name.to_owned())));
+    }
+    principal
+        .authorize(action, Resource::Dataset(name))
+        .or_status()
+}
+
 impl BasinFlightSql {
+    /// Records a write in the audit log.
+    async fn audit_write<T>(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        outcome: &Result<T, Error>,
+    ) {
+        let (outcome, details) = match outcome {
+            Ok(_) => (Outcome::Success, serde_json::json!({ "via": "flight" })),
+            Err(e @ (Error::Forbidden(_) | Error::Unauthenticated(_))) => (
+                Outcome::Denied,
+                serde_json::json!({ "via": "flight", "code": e.code() }),
+            ),
+            Err(e) => (
+                Outcome::Failure,
+                serde_json::json!({ "via": "flight", "code": e.code() }),
+            ),
+        };
+        // SQL can be long: the audit row names what it wrote, not all of it.
+        let target: String = target.chars().take(200).collect();
+        self.engine
+            .audit(AuditEvent {
+                actor: principal.username.clone(),
+                action: action.to_owned(),
+                target,
+                outcome,
+                request_id: None,
+                source_ip: None,
+                details,
+            })
+            .await;
+    }
+
     /// A FlightInfo for a dataset (path descriptor `[name]` or `[name, version]`).
     pub(crate) async fn dataset_flight_info(
         &self,
+        principal: &Principal,
         ticket: DatasetTicket,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
+        authorize_dataset(principal, Access::Read, &ticket.name)?;
         let shape = self
             .engine
             .dataset_shape(&ticket.name, ticket.version.map(TimeTravel::Version))

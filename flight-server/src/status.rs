@@ -30,6 +30,14 @@ fn code_of(error: &Error) -> Code {
         Error::Timeout(_) => Code::DeadlineExceeded,
         Error::Canceled => Code::Cancelled,
         Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::Forbidden(_) => Code::PermissionDenied,
+        Error::RateLimited { .. } => Code::ResourceExhausted,
+        Error::UserNotFound(_) | Error::ApiKeyNotFound(_) | Error::SessionNotFound(_) => {
+            Code::NotFound
+        }
+        Error::UserExists(_) => Code::AlreadyExists,
+        Error::LastAdmin(_) => Code::FailedPrecondition,
+        Error::WeakPassword(_) => Code::InvalidArgument,
         Error::SourceUnavailable(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     }
@@ -52,6 +60,14 @@ pub(crate) fn status_of(error: &Error) -> Status {
     let mut status = Status::new(code, message);
     if let Ok(value) = error.code().parse() {
         status.metadata_mut().insert("x-basin-error-code", value);
+    }
+    if let Error::RateLimited {
+        retry_after_secs, ..
+    } = error
+    {
+        status
+            .metadata_mut()
+            .insert("retry-after", (*retry_after_secs).into());
     }
     status
 }

@@ -20,6 +20,7 @@ struct ErrorBody {
     message: String,
     details: Option<serde_json::Value>,
     hint: Option<String>,
+    retry_after_secs: Option<u64>,
 }
 
 /// Result of handlers.
@@ -34,6 +35,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             hint: None,
+            retry_after_secs: None,
         }))
     }
 
@@ -77,6 +79,13 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         EngineError::Canceled => StatusCode::CONFLICT,
         EngineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+        EngineError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        EngineError::UserNotFound(_)
+        | EngineError::ApiKeyNotFound(_)
+        | EngineError::SessionNotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::UserExists(_) | EngineError::LastAdmin(_) => StatusCode::CONFLICT,
+        EngineError::WeakPassword(_) => StatusCode::BAD_REQUEST,
         EngineError::SourceUnavailable(_) => StatusCode::BAD_GATEWAY,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -95,8 +104,9 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
         }
         EngineError::SchemaMismatch(_) => Some("ingest with mode=overwrite to replace the schema"),
         EngineError::Unauthenticated(_) => Some(
-            "send Authorization: Bearer <token>; the token is auth.token or the data directory's access_token file",
+            "sign in with POST /api/v1/auth/login and send Authorization: Bearer <token>, or use an API key",
         ),
+        EngineError::RateLimited { .. } => Some("wait Retry-After seconds, then try again"),
         _ => None,
     }
 }
@@ -107,12 +117,19 @@ impl From<EngineError> for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %error, code = error.code(), "request failed");
         }
+        let retry_after_secs = match &error {
+            EngineError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         Self(Box::new(ErrorBody {
             status,
             code: error.code(),
             message: error.public_message(),
             details: error.details(),
             hint: hint_of(&error).map(str::to_owned),
+            retry_after_secs,
         }))
     }
 }
@@ -148,6 +165,7 @@ impl IntoResponse for ApiError {
             message,
             details,
             hint,
+            retry_after_secs,
         } = *self.0;
         metrics::counter!("basin_http_errors_total", "code" => code).increment(1);
         let body = ErrorEnvelope {
@@ -160,6 +178,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after_secs {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

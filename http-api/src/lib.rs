@@ -4,7 +4,13 @@
 //! `{"error": {"code", "message", "details", "hint", "request_id"}}` with a
 //! stable code (see `docs/http-api.md`). Handlers only translate between HTTP
 //! and [`basin_engine::Engine`]; there is no business logic here.
+//!
+//! Every `/api/v1` route has one access rule (`access.rs`): the guard
+//! authenticates the caller (bearer token, API key, Basic, or the session
+//! cookie), checks the rule with the engine's permission check, and records
+//! state-changing requests in the audit log.
 
+mod access;
 mod encode;
 mod error;
 mod extract;
@@ -25,6 +31,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use access::{Caller, SESSION_COOKIE};
 pub use encode::ResultFormat;
 pub use error::{ApiError, ApiResult};
 
@@ -38,6 +45,12 @@ pub struct ApiConfig {
     pub body_limit: u64,
     /// Deadline for requests other than uploads and queries (which have their own).
     pub request_timeout: Duration,
+    /// Deepest JSON nesting a request body may have.
+    pub max_json_depth: usize,
+    /// Origins browsers may call the API from (CORS, with credentials); empty allows none.
+    pub cors_origins: Vec<String>,
+    /// Mark the session cookie `Secure` (serve over HTTPS, or behind a TLS proxy).
+    pub cookie_secure: bool,
 }
 
 /// What handlers share.
@@ -54,12 +67,9 @@ pub struct AppState {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.body_limit).unwrap_or(usize::MAX);
-    let (api, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(routes::datasets::router())
-        .merge(routes::query::router())
-        .merge(routes::jobs::router())
-        .split_for_parts();
-    let api = api.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let (api, document) = api_routes().split_for_parts();
+    // After routing, so the guard sees the matched route and its parameters.
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), access::guard));
     // The document never changes after startup: serialize it once.
     let document = axum::body::Bytes::from(
         serde_json::to_vec(&document).expect("the OpenAPI document serializes"),
@@ -76,33 +86,70 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(routes::ops::not_found);
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api)
         .merge(routes::ops::router())
         .fallback(routes::ops::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(observe))
         .layer(middleware::from_fn(request_id::layer))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .layer(axum::Extension(extract::JsonDepth(
+            state.config.max_json_depth,
+        )))
+        .layer(DefaultBodyLimit::max(body_limit));
+    let router = match cors(&state.config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
 }
 
-/// Every `/api/v1` route but the OpenAPI document needs the access token.
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let header = request.headers().get(axum::http::header::AUTHORIZATION);
-    let credentials =
-        match basin_engine::auth::Credentials::from_header(header.map(|v| v.as_bytes())) {
-            Ok(credentials) => credentials,
-            Err(e) => return ApiError::from(e).into_response(),
-        };
-    match state
-        .engine
-        .authenticator()
-        .authenticate(credentials.as_ref())
-    {
-        Ok(_) => next.run(request).await,
-        Err(e) => ApiError::from(e).into_response(),
+/// Every `/api/v1` route, with its OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::datasets::router())
+        .merge(routes::query::router())
+        .merge(routes::jobs::router())
+        .merge(routes::events::router())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::api_keys::router())
+        .merge(routes::audit::router())
+}
+
+/// CORS for the configured origins, with credentials (the session cookie).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{Method, header};
+    if origins.is_empty() {
+        return None;
     }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                axum::http::HeaderName::from_static(request_id::HEADER),
+            ])
+            .expose_headers([
+                axum::http::HeaderName::from_static(request_id::HEADER),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Routes that stream large bodies run on their own deadlines.

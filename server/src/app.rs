@@ -6,6 +6,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
+use basin_engine::auth::AuthSettings;
+use basin_engine::auth::throttle::RateLimit;
+use basin_engine::secrets::KeySource;
 use basin_engine::{Engine, EngineConfig};
 use basin_http_api::{ApiConfig, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -23,6 +26,7 @@ pub struct Application {
     flight_tls: Option<basin_flight_server::TlsIdentity>,
     state: AppState,
     config: Config,
+    first_admin_password: Option<String>,
 }
 
 /// The process-wide metrics recorder (a recorder can be installed once per process).
@@ -54,7 +58,27 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
     engine.query_timeout = config.query.timeout;
     engine.max_ingest_bytes = config.ingest.max_bytes;
-    engine.access_token = config.auth.token.clone();
+    engine.auth = AuthSettings {
+        anonymous: config.auth.anonymous,
+        admin_password: config.auth.admin_password.clone(),
+        session_idle: config.auth.session_idle_timeout,
+        session_max_age: config.auth.session_max_age,
+        max_failed_logins: config.auth.max_failed_logins,
+        lockout: config.auth.lockout,
+        login_delay: config.auth.login_delay,
+        rate_per_ip: RateLimit {
+            per_second: config.rate_limit.per_ip,
+            burst: config.rate_limit.per_ip_burst,
+        },
+        rate_per_principal: RateLimit {
+            per_second: config.rate_limit.per_user,
+            burst: config.rate_limit.per_user_burst,
+        },
+    };
+    engine.secrets_key = match &config.secrets.key {
+        Some(key) => KeySource::Configured(key.clone()),
+        None => KeySource::File,
+    };
     engine
 }
 
@@ -62,6 +86,7 @@ impl Application {
     /// Opens the engine (migrating and recovering the data directory) and binds the HTTP listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let engine = Engine::open(engine_config(&config)).await?;
+        let first_admin_password = engine.take_first_admin_password();
         let listener = TcpListener::bind(config.http.addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (http.addr): {e}", config.http.addr)
         })?;
@@ -84,6 +109,9 @@ impl Application {
             config: Arc::new(ApiConfig {
                 body_limit: config.http.body_limit,
                 request_timeout: config.http.request_timeout,
+                max_json_depth: config.http.max_json_depth as usize,
+                cors_origins: config.http.cors_origins.clone(),
+                cookie_secure: config.http.cookie_secure,
             }),
             metrics: metrics_handle(),
         };
@@ -96,7 +124,14 @@ impl Application {
             flight_tls,
             state,
             config,
+            first_admin_password,
         })
+    }
+
+    /// The first admin's password, when this start created the admin with a
+    /// generated one; shown once, then only its hash exists.
+    pub fn take_first_admin_password(&mut self) -> Option<String> {
+        self.first_admin_password.take()
     }
 
     /// Where the REST API listens.

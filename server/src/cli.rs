@@ -1,7 +1,8 @@
-//! The command line: `serve`, `query`, `ingest`, `datasets`.
+//! The command line: `serve`, `query`, `ingest`, `datasets`, `rotate-key`.
 //!
 //! `query`, `ingest` and `datasets` work on the data directory directly, or on
-//! a running server with `--server URL`.
+//! a running server with `--server URL` and an API key or session token
+//! (`--token` or `BASIN_TOKEN`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use anyhow::{Context, bail};
 use arrow::array::RecordBatch;
 use basin_connectors::file::FormatKind;
 use basin_engine::Engine;
+use basin_engine::auth::Principal;
 use basin_engine::catalog::{DatasetFilter, DatasetSort, Page};
 use basin_engine::ingest::{BadRowPolicy, IngestOptions, WriteMode};
 use basin_engine::query::QueryRequest;
@@ -34,6 +36,9 @@ pub struct Cli {
     /// Log format; also BASIN_LOG_FORMAT.
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
+    /// API key or session token for `--server`; also BASIN_TOKEN.
+    #[arg(long, global = true, env = "BASIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +94,9 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Re-seal every stored secret under a new data key, written to
+    /// `<data_dir>/secret.key`. Run it with the server stopped.
+    RotateKey,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -173,7 +181,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(run(cli.command, config, cli.token.as_deref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("basin: {e:#}");
@@ -199,8 +207,26 @@ fn init_tracing(config: &Config, serving: bool) {
     };
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::Result<()> {
     match command {
+        Command::RotateKey => {
+            let engine = open_local(&config).await?;
+            let rotation = engine.rotate_data_key().await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "re-sealed {} secret(s): data key {} -> {} (in {})",
+                rotation.resealed,
+                rotation.old_key_id,
+                rotation.new_key_id,
+                rotation.key_file.display()
+            )?;
+            writeln!(
+                out,
+                "back up the new key file; the old key no longer opens anything"
+            )?;
+            Ok(())
+        }
         Command::Serve { .. } => serve(config).await,
         Command::Query {
             sql,
@@ -209,14 +235,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             server,
         } => {
             let batches = match server {
-                Some(url) => remote_query(&remote_client(&config)?, &url, &sql).await?,
+                Some(url) => remote_query(&remote_client(token)?, &url, &sql).await?,
                 None => {
                     let engine = open_local(&config).await?;
                     let request = QueryRequest {
                         sql,
                         ..Default::default()
                     };
-                    let stream = engine.query(request).await?;
+                    let stream = engine.query(&Principal::local(), request).await?;
                     stream
                         .try_collect()
                         .await
@@ -234,14 +260,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             server,
         } => match server {
             Some(url) => {
-                let client = remote_client(&config)?;
+                let client = remote_client(token)?;
                 remote_ingest(&client, &url, &file, &dataset, mode, format, on_error).await
             }
             None => local_ingest(&config, &file, &dataset, mode, format, on_error).await,
         },
         Command::Datasets { server } => {
             let rows: Vec<(String, i64, i64, i64)> = match server {
-                Some(url) => remote_datasets(&remote_client(&config)?, &url).await?,
+                Some(url) => remote_datasets(&remote_client(token)?, &url).await?,
                 None => {
                     let engine = open_local(&config).await?;
                     let page = Page {
@@ -272,22 +298,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = Application::build(config.clone()).await?;
+    let mut app = Application::build(config.clone()).await?;
     let data_dir = app.engine().data_dir().display().to_string();
     tracing::info!(http = %app.http_addr(), flight = %app.flight_addr(), data_dir, "basin is serving");
-    let token = match &config.auth.token {
-        Some(_) => "from auth.token".to_owned(),
-        None => format!(
-            "in {}",
-            app.engine()
-                .data_dir()
-                .join(basin_engine::TOKEN_FILE)
-                .display()
+    let sign_in = match app.take_first_admin_password() {
+        // Shown this once, on the terminal only: never logged, and only its hash is kept.
+        Some(password) => format!(
+            "user `admin`, password `{password}` (generated; shown once: change it with POST /api/v1/auth/password)"
         ),
+        None => "POST /api/v1/auth/login, an API key, or Flight Basic credentials".to_owned(),
     };
     let scheme = if app.flight_tls() { "grpc+tls" } else { "grpc" };
     let banner = format!(
-        "basin {} serving\n  http:     http://{}/api/v1\n  flight:   {scheme}://{}\n  data dir: {data_dir}\n  token:    {token}\n",
+        "basin {} serving\n  http:     http://{}/api/v1\n  flight:   {scheme}://{}\n  data dir: {data_dir}\n  sign in:  {sign_in}\n",
         env!("CARGO_PKG_VERSION"),
         app.http_addr(),
         app.flight_addr(),
@@ -370,27 +393,16 @@ async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response>
     )
 }
 
-/// An HTTP client that presents the access token: `auth.token` (or
-/// `BASIN_AUTH_TOKEN`), else the one generated in the data directory.
-fn remote_client(config: &Config) -> anyhow::Result<reqwest::Client> {
-    let token = match &config.auth.token {
-        Some(token) => token.clone(),
-        None => {
-            let path = config.data_dir.join(basin_engine::TOKEN_FILE);
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "no access token: set BASIN_AUTH_TOKEN or point --data-dir at the server's ({} not readable)",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_owned()
-        }
+/// An HTTP client that presents an API key or session token.
+fn remote_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let Some(token) = token else {
+        bail!(
+            "--server needs credentials: create an API key (POST /api/v1/api-keys) and pass it with --token or BASIN_TOKEN"
+        );
     };
     let mut headers = reqwest::header::HeaderMap::new();
     let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-        .context("the access token is not a valid header value")?;
+        .context("the token is not a valid header value")?;
     value.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, value);
     Ok(reqwest::Client::builder()

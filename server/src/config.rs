@@ -48,10 +48,24 @@ pub const KEYS: &[&str] = &[
     "http.body_limit",
     "http.request_timeout",
     "http.shutdown_timeout",
+    "http.max_json_depth",
+    "http.cors_origins",
+    "http.cookie_secure",
     "flight.addr",
     "flight.tls_cert",
     "flight.tls_key",
-    "auth.token",
+    "auth.admin_password",
+    "auth.anonymous",
+    "auth.session_idle_timeout",
+    "auth.session_max_age",
+    "auth.max_failed_logins",
+    "auth.lockout",
+    "auth.login_delay",
+    "rate_limit.per_ip",
+    "rate_limit.per_ip_burst",
+    "rate_limit.per_user",
+    "rate_limit.per_user_burst",
+    "secrets.key",
     "ingest.allowed_roots",
     "ingest.allowed_urls",
     "ingest.max_bytes",
@@ -64,13 +78,26 @@ pub const KEYS: &[&str] = &[
 /// The variable naming the config file, read before everything else.
 pub const CONFIG_FILE_ENV: &str = "BASIN_CONFIG";
 
+/// Keys whose variable is not the mechanical `BASIN_<KEY>`: the names people look for.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("auth.admin_password", "BASIN_ADMIN_PASSWORD"),
+    ("secrets.key", "BASIN_SECRETS_KEY"),
+];
+
+/// Variables read by the command line, not the server, and so not config keys.
+pub const CLIENT_ENV: &[&str] = &["BASIN_TOKEN"];
+
 fn env_name(key: &str) -> String {
+    if let Some((_, name)) = ENV_ALIASES.iter().find(|(k, _)| *k == key) {
+        return (*name).to_owned();
+    }
     format!("BASIN_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
 fn env_names() -> Vec<String> {
     let mut names: Vec<String> = KEYS.iter().map(|k| env_name(k)).collect();
     names.push(CONFIG_FILE_ENV.into());
+    names.extend(CLIENT_ENV.iter().map(|n| (*n).to_owned()));
     names
 }
 
@@ -87,9 +114,15 @@ pub struct Config {
     /// Arrow Flight SQL.
     #[serde(default)]
     pub flight: FlightConfig,
-    /// Access control.
+    /// Users, sessions, login protection.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Request rate limits.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// The data key secrets are sealed with.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// Ingest limits.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -117,6 +150,15 @@ pub struct HttpConfig {
     /// How long shutdown waits for in-flight requests.
     #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Deepest nesting a JSON request body may have.
+    #[serde(default = "default_json_depth", deserialize_with = "count")]
+    pub max_json_depth: u32,
+    /// Origins browsers may call the API from (CORS, with credentials).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Mark the session cookie `Secure`; set it when clients reach Basin over HTTPS.
+    #[serde(default, deserialize_with = "flag")]
+    pub cookie_secure: bool,
 }
 
 /// `[flight]`.
@@ -135,18 +177,81 @@ pub struct FlightConfig {
 }
 
 /// `[auth]`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// The access token callers present; generated into `<data_dir>/access_token` when absent.
+    /// The first admin's password (`BASIN_ADMIN_PASSWORD`); generated and shown once when absent.
     #[serde(default)]
-    pub token: Option<String>,
+    pub admin_password: Option<String>,
+    /// Let callers without credentials read, as the `anonymous` viewer.
+    #[serde(default, deserialize_with = "flag")]
+    pub anonymous: bool,
+    /// A session ends this long after its last use.
+    #[serde(default = "default_session_idle", deserialize_with = "duration")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however much it is used.
+    #[serde(default = "default_session_max_age", deserialize_with = "duration")]
+    pub session_max_age: Duration,
+    /// Failed logins in a row before the username is locked.
+    #[serde(default = "default_max_failed_logins", deserialize_with = "count")]
+    pub max_failed_logins: u32,
+    /// How long a locked username stays locked.
+    #[serde(default = "default_lockout", deserialize_with = "duration")]
+    pub lockout: Duration,
+    /// Delay after the first failed login; it doubles with each failure (at most 5 s).
+    #[serde(default = "default_login_delay", deserialize_with = "duration")]
+    pub login_delay: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("anonymous", &self.anonymous)
+            .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("session_max_age", &self.session_max_age)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout", &self.lockout)
+            .field("login_delay", &self.login_delay)
+            .finish()
+    }
+}
+
+/// `[rate_limit]`: token buckets; a rate of 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second from one client address.
+    #[serde(default = "default_rate", deserialize_with = "count")]
+    pub per_ip: u32,
+    /// Requests one address may send at once after a quiet spell.
+    #[serde(default = "default_burst", deserialize_with = "count")]
+    pub per_ip_burst: u32,
+    /// Requests per second by one user (or API key owner).
+    #[serde(default = "default_rate", deserialize_with = "count")]
+    pub per_user: u32,
+    /// Requests one user may send at once after a quiet spell.
+    #[serde(default = "default_burst", deserialize_with = "count")]
+    pub per_user_burst: u32,
+}
+
+/// `[secrets]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The data key (base64 of 32 bytes, `BASIN_SECRETS_KEY`); the key file
+    /// `<data_dir>/secret.key` (generated on first start) when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -225,6 +330,30 @@ fn default_max_ingest() -> u64 {
 fn default_query_timeout() -> Duration {
     Duration::from_secs(300)
 }
+fn default_json_depth() -> u32 {
+    32
+}
+fn default_session_idle() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn default_session_max_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_max_failed_logins() -> u32 {
+    5
+}
+fn default_lockout() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_login_delay() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_rate() -> u32 {
+    100
+}
+fn default_burst() -> u32 {
+    200
+}
 fn default_log_level() -> String {
     // Basin's own events at info; the libraries' (delta-rs logs every snapshot) at warn.
     "warn,basin_server=info,basin_engine=info,basin_http_api=info,basin_flight_server=info,basin_connectors=info".into()
@@ -237,6 +366,34 @@ impl Default for HttpConfig {
             body_limit: default_body_limit(),
             request_timeout: default_request_timeout(),
             shutdown_timeout: default_shutdown_timeout(),
+            max_json_depth: default_json_depth(),
+            cors_origins: Vec::new(),
+            cookie_secure: false,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_password: None,
+            anonymous: false,
+            session_idle_timeout: default_session_idle(),
+            session_max_age: default_session_max_age(),
+            max_failed_logins: default_max_failed_logins(),
+            lockout: default_lockout(),
+            login_delay: default_login_delay(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_ip: default_rate(),
+            per_ip_burst: default_burst(),
+            per_user: default_rate(),
+            per_user_burst: default_burst(),
         }
     }
 }
@@ -286,6 +443,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             flight: FlightConfig::default(),
             auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            secrets: SecretsConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             log: LogConfig::default(),
@@ -364,6 +523,37 @@ fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// A count: a number, or text holding one (environment values are text).
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(n) => u32::try_from(n).map_err(serde::de::Error::custom),
+        NumberOrText::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("invalid number {t:?}"))),
+    }
+}
+
+/// A flag: a boolean, or `true`/`false`/`1`/`0` as text.
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+    match BoolOrText::deserialize(d)? {
+        BoolOrText::Bool(b) => Ok(b),
+        BoolOrText::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected true or false, got {t:?}"
+            ))),
+        },
+    }
+}
+
 fn optional_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     byte_size(d).map(Some)
 }
@@ -406,7 +596,10 @@ impl Config {
             None => Table::new(),
         };
         for (name, value) in &env {
-            if !name.starts_with("BASIN_") || name == CONFIG_FILE_ENV {
+            if !name.starts_with("BASIN_")
+                || name == CONFIG_FILE_ENV
+                || CLIENT_ENV.contains(&name.as_str())
+            {
                 continue;
             }
             let key = KEYS
@@ -474,16 +667,45 @@ impl Config {
                 message: e.to_string(),
             });
         }
-        if let Some(token) = &self.auth.token
-            && token.len() < basin_engine::auth::MIN_TOKEN_LEN
+        if let Some(password) = &self.auth.admin_password
+            && let Err(e) = basin_engine::auth::password::check_policy("admin", password)
         {
             return Err(ConfigError::Key {
-                key: "auth.token".into(),
-                message: format!(
-                    "must be at least {} characters",
-                    basin_engine::auth::MIN_TOKEN_LEN
-                ),
+                key: "auth.admin_password".into(),
+                message: e.to_string(),
             });
+        }
+        if let Some(key) = &self.secrets.key
+            && basin_engine::secrets::DataKey::from_base64(key).is_err()
+        {
+            return Err(ConfigError::Key {
+                key: "secrets.key".into(),
+                message: "must be base64 of 32 bytes (e.g. `openssl rand -base64 32`)".into(),
+            });
+        }
+        if self.auth.max_failed_logins == 0 {
+            return Err(ConfigError::Key {
+                key: "auth.max_failed_logins".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.http.max_json_depth == 0 {
+            return Err(ConfigError::Key {
+                key: "http.max_json_depth".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        for origin in &self.http.cors_origins {
+            let valid =
+                url::Url::parse(origin).is_ok_and(|u| u.origin().ascii_serialization() == *origin);
+            if !valid {
+                return Err(ConfigError::Key {
+                    key: "http.cors_origins".into(),
+                    message: format!(
+                        "{origin:?} is not an origin (scheme://host[:port], no path or trailing slash)"
+                    ),
+                });
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Key {
@@ -497,7 +719,7 @@ impl Config {
 
 /// Environment values are text; numbers stay text (the parsers accept both) and lists split on commas.
 fn env_value(key: &str, raw: &str) -> Value {
-    if key == "ingest.allowed_roots" || key == "ingest.allowed_urls" {
+    if key == "ingest.allowed_roots" || key == "ingest.allowed_urls" || key == "http.cors_origins" {
         return Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -543,7 +765,8 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./basin-data"));
         assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.flight.addr.to_string(), "127.0.0.1:50051");
-        assert!(config.auth.token.is_none());
+        assert!(config.auth.admin_password.is_none());
+        assert!(!config.auth.anonymous);
     }
 
     #[test]
@@ -556,10 +779,22 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("config key `flight.tls_key`"), "{err}");
-        let err = load("", &[("BASIN_AUTH_TOKEN", "short")], Vec::new())
+        let err = load("", &[("BASIN_ADMIN_PASSWORD", "short")], Vec::new())
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("config key `auth.token`"), "{err}");
+        assert!(err.starts_with("config key `auth.admin_password`"), "{err}");
+        let err = load("", &[("BASIN_SECRETS_KEY", "c2hvcnQ=")], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config key `secrets.key`"), "{err}");
+        let err = load(
+            "[http]\ncors_origins = [\"https://app.example/\"]\n",
+            &[],
+            Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("config key `http.cors_origins`"), "{err}");
         let err = load("[ingest]\nallowed_urls = [\"ftp://x/\"]\n", &[], Vec::new())
             .unwrap_err()
             .to_string();
@@ -578,14 +813,21 @@ mod tests {
         .unwrap();
         assert_eq!(config.flight.addr.port(), 0);
         assert_eq!(config.ingest.allowed_urls.len(), 2);
-        // The token never shows in debug output.
+        // Secrets never show in debug output; flags and counts read from text.
         let config = load(
             "",
-            &[("BASIN_AUTH_TOKEN", "a-long-enough-secret")],
+            &[
+                ("BASIN_ADMIN_PASSWORD", "a-long-enough-secret"),
+                ("BASIN_AUTH_ANONYMOUS", "true"),
+                ("BASIN_AUTH_MAX_FAILED_LOGINS", "3"),
+                ("BASIN_TOKEN", "read by the CLI, ignored here"),
+            ],
             Vec::new(),
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("a-long-enough-secret"));
+        assert!(config.auth.anonymous);
+        assert_eq!(config.auth.max_failed_logins, 3);
     }
 
     #[test]

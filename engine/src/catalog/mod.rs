@@ -1,12 +1,18 @@
-//! The catalog store: Basin's own metadata (datasets, jobs), behind a small
-//! repository trait so that PostgreSQL can join SQLite as a backend.
+//! The catalog store: Basin's own metadata (datasets, jobs, users, sessions,
+//! API keys, the audit log, sealed secrets), behind small repository traits so
+//! that PostgreSQL can join SQLite as a backend.
 
+mod identity;
 mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use identity::{
+    ApiKeyRecord, AuditFilter, AuditRecord, AuditSeal, AuditStore, IdentityStore, NewAuditRecord,
+    SecretRecord, SecretStore, SessionRecord, UserRecord,
+};
 pub use sqlite::SqliteCatalog;
 
 use crate::Result;
@@ -96,6 +102,8 @@ pub struct DatasetFilter {
     pub tag: Option<String>,
     /// Include soft-deleted datasets.
     pub include_deleted: bool,
+    /// Only these names (an API key limited to datasets lists only those).
+    pub only: Option<Vec<String>>,
 }
 
 /// A job's status. Terminal states never change again.
@@ -186,7 +194,9 @@ pub struct JobFilter {
 
 /// The catalog repository. Each method is one small transaction.
 #[async_trait]
-pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait CatalogStore:
+    IdentityStore + AuditStore + SecretStore + Send + Sync + std::fmt::Debug + 'static
+{
     /// Checks the store answers.
     async fn ping(&self) -> Result<()>;
     /// Inserts a dataset; fails with `DatasetExists` when a live one has the name.

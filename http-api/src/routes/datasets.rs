@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Multipart, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
+use basin_engine::auth::{Action, Resource};
 use basin_engine::catalog::{DatasetFilter, DatasetSort};
 use basin_engine::datasets::{DatasetPatch, TimeTravel};
 use basin_engine::ingest::{BadRowPolicy, IngestOptions, Source, SourceFile, TempFile, WriteMode};
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
 use super::jobs::strip_prefix;
 use super::{PageParams, envelope, page_meta};
 use crate::AppState;
+use crate::access::Caller;
 use crate::encode::{ResultFormat, stream_body};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Json, Query};
@@ -61,6 +63,7 @@ struct ListParams {
     responses((status = 200, description = "a page of datasets", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
 ) -> ApiResult<axum::Json<Value>> {
@@ -74,6 +77,7 @@ async fn list(
         name_contains: params.name,
         tag: params.tag,
         include_deleted: params.include_deleted.unwrap_or(false),
+        only: principal.dataset_limit().map(<[String]>::to_vec),
     };
     let (datasets, total) = state.engine.list_datasets(&filter, sort, page).await?;
     Ok(envelope(
@@ -98,9 +102,14 @@ async fn show(
         (status = 409, description = "the new name is taken", body = ErrorEnvelope)))]
 async fn update(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     Json(patch): Json<PatchBody>,
 ) -> ApiResult<axum::Json<Value>> {
+    if let Some(new_name) = &patch.name {
+        // A rename writes the new name too (a grant or key limit must cover it).
+        principal.authorize(Action::Write, Resource::Dataset(new_name))?;
+    }
     let patch = DatasetPatch {
         name: patch.name,
         description: patch.description,
@@ -289,9 +298,11 @@ struct CreateBody {
         (status = 502, description = "the URL could not be fetched", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Json(body): Json<CreateBody>,
 ) -> ApiResult<Response> {
     basin_engine::ident::validate_name(&body.name)?;
+    principal.authorize(Action::Write, Resource::Dataset(&body.name))?;
     let params = merge_params(body.params, body.options);
     let source = state.engine.resolve_source(&body.source).await?;
     let (options, run_async) = params.into_options(WriteMode::Create, source.file_name())?;

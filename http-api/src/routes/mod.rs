@@ -1,9 +1,14 @@
 //! One sub-router per resource.
 
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub(crate) mod datasets;
+pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod query;
+pub(crate) mod users;
 
 use axum::http::Uri;
 use serde::Deserialize;

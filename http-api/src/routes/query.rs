@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::access::Caller;
 use crate::encode::{ResultFormat, stream_body};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Json;
@@ -44,6 +45,7 @@ struct QueryBody {
         (status = 504, description = "deadline passed", body = ErrorEnvelope)))]
 async fn query(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     headers: HeaderMap,
     Json(body): Json<QueryBody>,
 ) -> ApiResult<Response> {
@@ -57,12 +59,15 @@ async fn query(
     let started = std::time::Instant::now();
     let stream = state
         .engine
-        .query(QueryRequest {
-            sql: body.sql,
-            limit: body.limit,
-            timeout: body.timeout_ms.map(Duration::from_millis),
-            ..Default::default()
-        })
+        .query(
+            &principal,
+            QueryRequest {
+                sql: body.sql,
+                limit: body.limit,
+                timeout: body.timeout_ms.map(Duration::from_millis),
+                ..Default::default()
+            },
+        )
         .await?;
     let mut meta = serde_json::Map::new();
     meta.insert(

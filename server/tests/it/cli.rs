@@ -1,11 +1,11 @@
 use std::process::Command;
 
-use crate::common::{TOKEN, TestServer, testdata};
+use crate::common::{TestServer, testdata};
 
 fn basin(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_basin"))
         .args(args)
-        .env("BASIN_AUTH_TOKEN", TOKEN)
+        .env_remove("BASIN_TOKEN")
         .output()
         .expect("basin runs");
     (
@@ -103,6 +103,7 @@ fn bad_configuration_names_the_key() {
 async fn commands_talk_to_a_running_server() {
     let server = TestServer::start().await;
     let base = server.base.clone();
+    let token = server.token.clone();
     let orders = testdata("orders_april.csv");
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
         basin(&[
@@ -112,6 +113,8 @@ async fn commands_talk_to_a_running_server() {
             "april",
             "--server",
             &base,
+            "--token",
+            &token,
         ])
     })
     .await
@@ -119,6 +122,7 @@ async fn commands_talk_to_a_running_server() {
     assert!(ok, "{err}");
     assert!(out.contains("\"rows_written\": 2"), "{out}");
     let base = server.base.clone();
+    let token = server.token.clone();
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
         basin(&[
             "query",
@@ -127,6 +131,8 @@ async fn commands_talk_to_a_running_server() {
             "json",
             "--server",
             &base,
+            "--token",
+            &token,
         ])
     })
     .await
@@ -139,10 +145,10 @@ async fn commands_talk_to_a_running_server() {
     let output = Command::new(env!("CARGO_BIN_EXE_basin"))
         .args(["--data-dir", empty.path().to_str().unwrap()])
         .args(["datasets", "--server", &server.base])
-        .env_remove("BASIN_AUTH_TOKEN")
+        .env_remove("BASIN_TOKEN")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("no access token"), "{err}");
+    assert!(err.contains("--server needs credentials"), "{err}");
 }

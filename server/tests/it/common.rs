@@ -8,26 +8,42 @@ use serde_json::Value;
 pub struct TestServer {
     pub base: String,
     pub flight_addr: std::net::SocketAddr,
+    /// An admin's session token.
+    pub token: String,
+    /// A client presenting [`TestServer::token`].
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The access token test servers accept.
-pub const TOKEN: &str = "test-token-0123456789";
+/// The first admin's password on test servers.
+pub const ADMIN_PASSWORD: &str = "test-root-password-0123";
 
-/// An HTTP client presenting [`TOKEN`].
-pub fn authed_client() -> reqwest::Client {
+/// An HTTP client presenting `token` as a bearer token.
+pub fn client_with(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {TOKEN}").parse().unwrap(),
+        format!("Bearer {token}").parse().unwrap(),
     );
     reqwest::Client::builder()
         .default_headers(headers)
         .build()
         .unwrap()
+}
+
+/// Signs in at the server at `base`; the session token.
+pub async fn login(base: &str, username: &str, password: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_eq!(status, 200, "login as {username}: {body}");
+    body["data"]["token"].as_str().unwrap().to_owned()
 }
 
 pub fn testdata(name: &str) -> PathBuf {
@@ -43,7 +59,10 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.flight.addr = "127.0.0.1:0".parse().unwrap();
-    config.auth.token = Some(TOKEN.into());
+    config.auth.admin_password = Some(ADMIN_PASSWORD.into());
+    // Tests hammer one server from one address; the rate-limit test turns limits on.
+    config.rate_limit.per_ip = 0;
+    config.rate_limit.per_user = 0;
     config.ingest.allowed_roots = vec![testdata("")];
     config
 }
@@ -68,10 +87,12 @@ impl TestServer {
             .await
             .expect("server runs");
         });
+        let token = login(&base, "admin", ADMIN_PASSWORD).await;
         Self {
             base,
             flight_addr,
-            client: authed_client(),
+            client: client_with(&token),
+            token,
             data_dir,
             stop: Some(stop),
             handle: Some(handle),

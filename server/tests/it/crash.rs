@@ -28,7 +28,7 @@ fn serve(data_dir: &std::path::Path) -> Served {
             "--data-dir",
             data_dir.to_str().unwrap(),
         ])
-        .env("BASIN_AUTH_TOKEN", crate::common::TOKEN)
+        .env("BASIN_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -51,8 +51,10 @@ async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
 #[tokio::test]
 async fn sigkill_during_ingest_keeps_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
-    let client = crate::common::authed_client();
     let first = serve(dir.path());
+    let client = crate::common::client_with(
+        &crate::common::login(&first.base, "admin", crate::common::ADMIN_PASSWORD).await,
+    );
     let small = "id,payload\n1,a\n2,b\n";
     let response = client
         .post(format!("{}/api/v1/datasets/big/upload", first.base))

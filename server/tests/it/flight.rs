@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::common::{TOKEN, TestServer};
+use crate::common::{ADMIN_PASSWORD, TestServer};
 
 async fn channel(server: &TestServer) -> Channel {
     Channel::from_shared(format!("http://{}", server.flight_addr))
@@ -30,7 +30,10 @@ async fn channel(server: &TestServer) -> Channel {
 /// A client that has traded Basic credentials for the bearer token.
 async fn client(server: &TestServer) -> FlightSqlServiceClient<Channel> {
     let mut client = FlightSqlServiceClient::new(channel(server).await);
-    client.handshake("basin", TOKEN).await.expect("handshake");
+    client
+        .handshake("admin", ADMIN_PASSWORD)
+        .await
+        .expect("handshake");
     client
 }
 
@@ -97,7 +100,10 @@ async fn calls_without_valid_credentials_are_refused() {
     assert!(err.to_string().contains("unauthenticated:"), "{err}");
 
     let mut wrong = FlightSqlServiceClient::new(channel(&server).await);
-    let err = wrong.handshake("basin", "not-the-token").await.unwrap_err();
+    let err = wrong
+        .handshake("admin", "not-the-password")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unauthenticated:"), "{err}");
     wrong.set_token("not-the-token".into());
     let err = wrong.execute("SELECT 1".into(), None).await.unwrap_err();
@@ -105,7 +111,7 @@ async fn calls_without_valid_credentials_are_refused() {
 
     // A bearer token works without a handshake.
     let mut bearer = FlightSqlServiceClient::new(channel(&server).await);
-    bearer.set_token(TOKEN.into());
+    bearer.set_token(server.token.clone());
     assert_eq!(
         int_column(&sql(&mut bearer, "SELECT 1 AS one").await, "one"),
         [1]
@@ -381,7 +387,8 @@ async fn ingest_and_sql_writes_are_atomic_versions() {
     let stalled = futures::stream::iter(data).chain(futures::stream::pending());
     let mut raw =
         arrow_flight::flight_service_client::FlightServiceClient::new(channel(&server).await);
-    let abandoned = tokio::spawn(async move { raw.do_put(authorized(stalled)).await });
+    let token = server.token.clone();
+    let abandoned = tokio::spawn(async move { raw.do_put(authorized(&token, stalled)).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     abandoned.abort();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -462,11 +469,11 @@ async fn ingest_and_sql_writes_are_atomic_versions() {
     );
 }
 
-fn authorized<T>(message: T) -> tonic::Request<T> {
+fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -481,7 +488,7 @@ async fn plain_flight_lists_and_streams_datasets() {
         arrow_flight::flight_service_client::FlightServiceClient::new(channel(&server).await);
 
     let infos: Vec<FlightInfo> = flight
-        .list_flights(authorized(Criteria::default()))
+        .list_flights(authorized(&server.token, Criteria::default()))
         .await
         .unwrap()
         .into_inner()
@@ -504,14 +511,14 @@ async fn plain_flight_lists_and_streams_datasets() {
     ] {
         let descriptor = FlightDescriptor::new_path(path.clone());
         let info = flight
-            .get_flight_info(authorized(descriptor.clone()))
+            .get_flight_info(authorized(&server.token, descriptor.clone()))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(info.total_records, rows);
         let ticket: Ticket = info.endpoint[0].ticket.clone().unwrap();
         let stream = flight
-            .do_get(authorized(ticket))
+            .do_get(authorized(&server.token, ticket))
             .await
             .unwrap()
             .into_inner();
@@ -528,7 +535,7 @@ async fn plain_flight_lists_and_streams_datasets() {
             "{path:?}"
         );
         let schema = flight
-            .get_schema(authorized(descriptor))
+            .get_schema(authorized(&server.token, descriptor))
             .await
             .unwrap()
             .into_inner();
@@ -538,7 +545,7 @@ async fn plain_flight_lists_and_streams_datasets() {
 
     let missing = FlightDescriptor::new_path(vec!["nope".into()]);
     let err = flight
-        .get_flight_info(authorized(missing))
+        .get_flight_info(authorized(&server.token, missing))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);

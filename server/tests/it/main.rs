@@ -8,3 +8,4 @@ mod flight;
 mod ingest;
 mod ops;
 mod query;
+mod security;

@@ -106,7 +106,7 @@ async fn openapi_document_lists_every_route() {
 }
 
 #[tokio::test]
-async fn api_routes_need_the_access_token() {
+async fn api_routes_need_credentials() {
     let server = TestServer::start().await;
     let anonymous = reqwest::Client::new();
     let response = anonymous
@@ -130,7 +130,7 @@ async fn api_routes_need_the_access_token() {
 
     let response = anonymous
         .get(server.url("/api/v1/datasets"))
-        .basic_auth("basin", Some(crate::common::TOKEN))
+        .basic_auth("admin", Some(crate::common::ADMIN_PASSWORD))
         .send()
         .await
         .unwrap();

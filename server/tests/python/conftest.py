@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 
-TOKEN = "python-test-token-0123456789"
+ADMIN_PASSWORD = "python-test-root-password-0123"
 
 
 class Server:
@@ -22,7 +22,7 @@ def server():
         pytest.fail("BASIN_BIN must point at the basin binary (scripts/test.sh sets it)")
     with tempfile.TemporaryDirectory() as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
-        env["BASIN_AUTH_TOKEN"] = TOKEN
+        env["BASIN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         process = subprocess.Popen(
             [
                 binary,

@@ -1,5 +1,9 @@
 """Basin through the clients analysts use: ADBC's Flight SQL driver and pyarrow.flight."""
 
+import json
+import urllib.error
+import urllib.request
+
 import adbc_driver_flightsql
 import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
@@ -7,15 +11,32 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from conftest import TOKEN
+from conftest import ADMIN_PASSWORD
 
 
 def connect(server, **kwargs):
-    db_kwargs = {
-        adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {TOKEN}",
-    }
-    db_kwargs.update(kwargs)
+    """An ADBC connection; by default as the admin, with username and password
+    (the driver trades them for a session token in the Flight handshake)."""
+    db_kwargs = kwargs or {"username": "admin", "password": ADMIN_PASSWORD}
     return flightsql.connect(server.flight, db_kwargs=db_kwargs, autocommit=True)
+
+
+def rest(server, method, path, body=None, token=None):
+    request = urllib.request.Request(
+        f"{server.http}/api/v1{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def api_key(server, scopes):
+    token = rest(server, "POST", "/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})["data"]["token"]
+    return rest(server, "POST", "/api-keys", {"name": "pytest", "scopes": scopes}, token)["data"]["secret"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +116,7 @@ def test_wrong_token_is_refused(server):
 
 def test_pyarrow_flight_do_get_of_a_dataset(server, conn):
     client = flight.FlightClient(server.flight)
-    token_pair = client.authenticate_basic_token("basin", TOKEN)
+    token_pair = client.authenticate_basic_token("admin", ADMIN_PASSWORD)
     options = flight.FlightCallOptions(headers=[token_pair])
     listed = [info.descriptor.path[0].decode() for info in client.list_flights(options=options)]
     assert "cities" in listed
@@ -105,3 +126,22 @@ def test_pyarrow_flight_do_get_of_a_dataset(server, conn):
     assert sorted(table.column("id").to_pylist()) == [1, 2, 3, 4]
     schema = client.get_schema(flight.FlightDescriptor.for_path("cities"), options).schema
     assert schema.names == ["id", "city", "amount"]
+
+
+def test_api_key_scopes_hold_for_adbc(server, conn):
+    bearer = adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value
+    with connect(server, **{bearer: f"Bearer {api_key(server, ['read'])}"}) as reader:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) AS n FROM cities")
+            assert cur.fetch_arrow_table().column("n").to_pylist() == [4]
+            with pytest.raises(adbc_driver_manager.Error) as failure:
+                cur.adbc_ingest("cities", pa.table({"id": [9]}), mode="append")
+            assert "forbidden" in str(failure.value) or "PERMISSION" in str(failure.value).upper()
+
+
+def test_wrong_password_is_refused(server):
+    with pytest.raises(adbc_driver_manager.Error) as failure:
+        with connect(server, username="admin", password="not-the-password") as bad:
+            with bad.cursor() as cur:
+                cur.execute("SELECT 1")
+    assert "nauthenticated" in str(failure.value) or "UNAUTHENTICATED" in str(failure.value)

@@ -1,3 +1,5 @@
+mod identity;
+
 use std::path::Path;
 use std::str::FromStr;
 
@@ -114,6 +116,10 @@ fn push_dataset_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &DatasetF
             .push(" AND instr(name, ")
             .push_bind(fragment.clone())
             .push(") > 0");
+    }
+    if let Some(only) = &filter.only {
+        builder.push(" AND name IN (SELECT value FROM json_each(");
+        builder.push_bind(to_json_text(only)).push("))");
     }
     if let Some(tag) = &filter.tag {
         builder
