@@ -1,4 +1,5 @@
-//! Ingest (CSV → Delta) and query throughput of the engine, in process.
+//! Ingest (CSV → Delta) and query throughput of the engine, in process, and
+//! what authentication costs a request.
 
 // criterion_group! and criterion_main! generate undocumented items.
 #![allow(missing_docs)]
@@ -63,5 +64,75 @@ fn engine_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine_benches);
+/// Sign-in (argon2id) and the per-request credential check: a session token
+/// and an API key, each a lookup by SHA-256 plus the user and their grants.
+fn auth_benches(c: &mut Criterion) {
+    use basin_engine::auth::throttle::RateLimit;
+    use basin_engine::auth::{Action, ClientInfo, Credentials, NewApiKey, Resource, Scope};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = EngineConfig::new(dir.path());
+    // The benchmark measures the check, not the limiter.
+    let unlimited = RateLimit {
+        per_second: 0,
+        burst: 0,
+    };
+    config.auth.rate_per_ip = unlimited;
+    config.auth.rate_per_principal = unlimited;
+    let engine = runtime.block_on(Engine::open(config)).expect("engine");
+    let password = engine
+        .take_first_admin_password()
+        .expect("a fresh directory generates the admin's password");
+    let client = ClientInfo::default();
+    let session = runtime
+        .block_on(engine.login("admin", &password, &client))
+        .expect("login")
+        .token;
+    let session = Credentials::Bearer(session);
+    let principal = runtime
+        .block_on(engine.authenticate(Some(&session), &client))
+        .expect("session");
+    let (key, _) = runtime
+        .block_on(engine.create_api_key(
+            &principal,
+            NewApiKey {
+                name: "bench".into(),
+                scopes: vec![Scope::Read],
+                ..Default::default()
+            },
+        ))
+        .expect("key");
+    let key = Credentials::Bearer(key);
+
+    let mut group = c.benchmark_group("auth");
+    group.sample_size(10);
+    group.bench_function("login_argon2id", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(engine.login("admin", &password, &client))
+                .expect("login")
+        })
+    });
+    group.sample_size(100);
+    group.bench_function("authenticate_session", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(engine.authenticate(Some(&session), &client))
+                .expect("session")
+        })
+    });
+    group.bench_function("authenticate_api_key", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(engine.authenticate(Some(&key), &client))
+                .expect("key")
+        })
+    });
+    group.bench_function("authorize", |b| {
+        b.iter(|| principal.authorize(Action::Read, Resource::Dataset("orders")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine_benches, auth_benches);
 criterion_main!(benches);

@@ -134,20 +134,36 @@ impl Engine {
         filter: &AuditFilter,
         page: Page,
     ) -> Result<(Vec<AuditRecord>, u64)> {
-        for (name, value) in [("since", &filter.since), ("until", &filter.until)] {
-            if let Some(value) = value {
-                chrono::DateTime::parse_from_rfc3339(value).map_err(|_| {
-                    Error::InvalidInput(format!("{name} must be an RFC 3339 timestamp"))
-                })?;
-            }
-        }
-        self.catalog().list_audit(filter, page).await
+        // Rows hold UTC with microseconds; bounds in any offset compare as that text.
+        let normalize = |name: &str, value: &Option<String>| -> Result<Option<String>> {
+            value
+                .as_deref()
+                .map(|v| {
+                    chrono::DateTime::parse_from_rfc3339(v)
+                        .map(|at| {
+                            at.with_timezone(&Utc)
+                                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                        })
+                        .map_err(|_| {
+                            Error::InvalidInput(format!("{name} must be an RFC 3339 timestamp"))
+                        })
+                })
+                .transpose()
+        };
+        let filter = AuditFilter {
+            since: normalize("since", &filter.since)?,
+            until: normalize("until", &filter.until)?,
+            ..filter.clone()
+        };
+        self.catalog().list_audit(&filter, page).await
     }
 
     /// Recomputes the chain from the first row and reports the first row that
     /// was edited, inserted or deleted.
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         let key = &self.inner.audit_key;
+        // Rows appended while this runs are not this run's business.
+        let high_water = self.catalog().audit_high_water().await?;
         let mut checked = 0u64;
         let mut expected_seq = 1i64;
         let mut prev_mac = String::new();
@@ -162,7 +178,7 @@ impl Engine {
                 .audit_after(expected_seq - 1, VERIFY_BATCH)
                 .await?;
             let fetched = rows.len();
-            for row in rows {
+            for row in rows.into_iter().filter(|r| r.seq <= high_water) {
                 if row.seq != expected_seq {
                     return Ok(broken(
                         expected_seq,
@@ -191,11 +207,10 @@ impl Engine {
                 prev_mac = row.mac;
                 expected_seq += 1;
             }
-            if fetched < VERIFY_BATCH as usize {
+            if fetched < VERIFY_BATCH as usize || expected_seq > high_water {
                 break;
             }
         }
-        let high_water = self.catalog().audit_high_water().await?;
         if high_water >= expected_seq {
             return Ok(broken(
                 expected_seq,

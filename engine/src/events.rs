@@ -22,6 +22,16 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether `principal` may see this event (an API key limited to
+    /// datasets sees only events about those).
+    pub fn visible_to(&self, principal: &crate::auth::Principal) -> bool {
+        match self {
+            Self::Job { job } => job.visible_to(principal),
+        }
+    }
+}
+
 /// The engine's event fan-out.
 #[derive(Debug)]
 pub(crate) struct EventBus {

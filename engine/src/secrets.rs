@@ -293,7 +293,22 @@ impl Engine {
         let new = DataKey::generate();
         let dir = self.data_dir();
         let next_path = dir.join(NEXT_KEY_FILE);
-        let _ = tokio::fs::remove_file(&next_path).await;
+        if let Some(stale) = read_key_file(&next_path).await? {
+            // A key some rows are sealed under must never be thrown away.
+            if self
+                .catalog()
+                .all_secrets()
+                .await?
+                .iter()
+                .any(|r| r.key_id == stale.id)
+            {
+                return Err(Error::Internal(format!(
+                    "an earlier rotation to key {} is unfinished: start basin once to complete it",
+                    stale.id
+                )));
+            }
+            tokio::fs::remove_file(&next_path).await?;
+        }
         write_key_file(&next_path, &new).await?;
         sync_dir(dir).await?;
         let now = Utc::now();

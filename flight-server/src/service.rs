@@ -30,7 +30,7 @@ use arrow_flight::{
     Ticket,
 };
 use basin_engine::audit::{AuditEvent, Outcome};
-use basin_engine::auth::{Action as Access, Credentials, Principal, Resource};
+use basin_engine::auth::{Action as Access, ClientInfo, Credentials, Principal, Resource};
 use basin_engine::datasets::TimeTravel;
 use basin_engine::ingest::WriteMode;
 use basin_engine::query::QueryRequest;
@@ -72,6 +72,8 @@ type RunningQueries = HashMap<String, (CancellationToken, Instant)>;
 
 /// A prepared statement: its SQL, shapes and bound parameter rows.
 struct Prepared {
+    /// Who created it: only they may bind, run or close it.
+    owner: String,
     sql: String,
     kind: StatementKind,
     dataset_schema: SchemaRef,
@@ -149,6 +151,7 @@ impl BasinFlightSql {
     async fn run_ticket(
         &self,
         principal: &Principal,
+        client: &ClientInfo,
         ticket: QueryTicket,
     ) -> Result<DoGetStream, Status> {
         let params = match &ticket.prepared_handle {
@@ -156,6 +159,7 @@ impl BasinFlightSql {
                 let mut prepared = self.prepared.lock().expect("prepared map");
                 let entry = prepared
                     .get_mut(handle)
+                    .filter(|p| p.owner == principal.username)
                     .ok_or_else(|| Status::not_found("prepared statement is closed or unknown"))?;
                 entry.last_used = Instant::now();
                 match entry.bound.as_slice() {
@@ -192,7 +196,7 @@ impl BasinFlightSql {
                     outcome = run => outcome,
                     () = token.cancelled() => return Err(Status::cancelled("query canceled")),
                 };
-                self.audit_write(principal, "sql.write", &ticket.sql, &outcome)
+                self.audit_write(principal, client, "sql.write", &ticket.sql, &outcome)
                     .await;
                 let outcome = outcome.or_status()?;
                 count_stream(outcome.rows_written)
@@ -262,8 +266,10 @@ impl BasinFlightSql {
         Box::pin(flight)
     }
 
+    /// Runs `f` on the caller's prepared statement; another caller's is "not found".
     fn prepared_entry<T>(
         &self,
+        principal: &Principal,
         handle: &[u8],
         f: impl FnOnce(&mut Prepared) -> T,
     ) -> Result<T, Status> {
@@ -271,6 +277,7 @@ impl BasinFlightSql {
         let mut prepared = self.prepared.lock().expect("prepared map");
         let entry = prepared
             .get_mut(&key)
+            .filter(|p| p.owner == principal.username)
             .ok_or_else(|| Status::not_found("prepared statement is closed or unknown"))?;
         entry.last_used = Instant::now();
         Ok(f(entry))
@@ -493,10 +500,12 @@ impl FlightSqlService for BasinFlightSql {
         command: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let principal = principal(&request)?;
         let handle = String::from_utf8_lossy(&command.prepared_statement_handle).into_owned();
-        let (sql, schema) = self.prepared_entry(&command.prepared_statement_handle, |p| {
-            (p.sql.clone(), p.dataset_schema.clone())
-        })?;
+        let (sql, schema) =
+            self.prepared_entry(&principal, &command.prepared_statement_handle, |p| {
+                (p.sql.clone(), p.dataset_schema.clone())
+            })?;
         let ticket = QueryTicket::new(sql, Some(handle));
         let info = self.query_flight_info(ticket, &schema, request.into_inner())?;
         Ok(Response::new(info))
@@ -626,9 +635,12 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = principal(&request)?;
+        let client = crate::auth::client(&request);
         let ticket = QueryTicket::decode(&*ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("malformed statement ticket"))?;
-        Ok(Response::new(self.run_ticket(&principal, ticket).await?))
+        Ok(Response::new(
+            self.run_ticket(&principal, &client, ticket).await?,
+        ))
     }
 
     async fn do_get_catalogs(
@@ -794,6 +806,7 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = principal(&request)?;
+        let client = crate::auth::client(&request);
         if command.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
@@ -806,7 +819,7 @@ impl FlightSqlService for BasinFlightSql {
             .engine
             .execute_write(&principal, &command.query, Vec::new())
             .await;
-        self.audit_write(&principal, "sql.write", &command.query, &outcome)
+        self.audit_write(&principal, &client, "sql.write", &command.query, &outcome)
             .await;
         Ok(outcome.or_status()?.rows_written as i64)
     }
@@ -819,7 +832,13 @@ impl FlightSqlService for BasinFlightSql {
         use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
         let principal = principal(&request)?;
         let name = dataset_target(&command)?;
-        authorize_dataset(&principal, Access::Write, &name)?;
+        let client = crate::auth::client(&request);
+        if let Err(status) = authorize_dataset(&principal, Access::Write, &name) {
+            let denied: Result<(), Error> = Err(Error::Forbidden(status.message().to_owned()));
+            self.audit_write(&principal, &client, "dataset.ingest", &name, &denied)
+                .await;
+            return Err(status);
+        }
         let options = command.table_definition_options.unwrap_or_default();
         let exists = match self.engine.dataset(&name).await {
             Ok(_) => true,
@@ -857,7 +876,7 @@ impl FlightSqlService for BasinFlightSql {
         let input: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(schema, batches));
         let outcome = self.engine.write_stream(&name, mode, input).await;
-        self.audit_write(&principal, "dataset.ingest", &name, &outcome)
+        self.audit_write(&principal, &client, "dataset.ingest", &name, &outcome)
             .await;
         Ok(outcome.or_status()?.rows_written as i64)
     }
@@ -867,9 +886,12 @@ impl FlightSqlService for BasinFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = principal(&request)?;
         let batches = self.batches_of(request).await?;
         let rows = parameter_rows(&batches)?;
-        self.prepared_entry(&query.prepared_statement_handle, |p| p.bound = rows)?;
+        self.prepared_entry(&principal, &query.prepared_statement_handle, |p| {
+            p.bound = rows
+        })?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -881,11 +903,13 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = principal(&request)?;
+        let client = crate::auth::client(&request);
         let batches = self.batches_of(request).await?;
         let sent = parameter_rows(&batches)?;
-        let (sql, kind, bound) = self.prepared_entry(&command.prepared_statement_handle, |p| {
-            (p.sql.clone(), p.kind, p.bound.clone())
-        })?;
+        let (sql, kind, bound) =
+            self.prepared_entry(&principal, &command.prepared_statement_handle, |p| {
+                (p.sql.clone(), p.kind, p.bound.clone())
+            })?;
         if kind == StatementKind::Query {
             return Err(Status::invalid_argument(
                 "invalid_input: a query returns rows; execute it as a query",
@@ -901,7 +925,7 @@ impl FlightSqlService for BasinFlightSql {
         let mut total = 0_i64;
         for params in rows {
             let outcome = self.engine.execute_write(&principal, &sql, params).await;
-            self.audit_write(&principal, "sql.write", &sql, &outcome)
+            self.audit_write(&principal, &client, "sql.write", &sql, &outcome)
                 .await;
             total += outcome.or_status()?.rows_written as i64;
         }
@@ -935,6 +959,7 @@ impl FlightSqlService for BasinFlightSql {
         prepared.insert(
             handle.clone(),
             Prepared {
+                owner: principal.username.clone(),
                 sql: query.query,
                 kind,
                 dataset_schema,
@@ -951,10 +976,17 @@ impl FlightSqlService for BasinFlightSql {
     async fn do_action_close_prepared_statement(
         &self,
         query: ActionClosePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
+        let principal = principal(&request)?;
         let key = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        self.prepared.lock().expect("prepared map").remove(&key);
+        let mut prepared = self.prepared.lock().expect("prepared map");
+        if prepared
+            .get(&key)
+            .is_some_and(|p| p.owner == principal.username)
+        {
+            prepared.remove(&key);
+        }
         Ok(())
     }
 
@@ -1022,6 +1054,7 @@ impl BasinFlightSql {
     async fn audit_write<T>(
         &self,
         principal: &Principal,
+        client: &ClientInfo,
         action: &str,
         target: &str,
         outcome: &Result<T, Error>,
@@ -1046,7 +1079,7 @@ impl BasinFlightSql {
                 target,
                 outcome,
                 request_id: None,
-                source_ip: None,
+                source_ip: client.ip.map(|ip| ip.to_string()),
                 details,
             })
             .await;

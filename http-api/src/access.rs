@@ -105,7 +105,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(Method::POST, "/auth/login", "auth.login", Need::Nobody),
     rule(Method::POST, "/auth/logout", "auth.logout", Need::Caller),
     rule(Method::GET, "/auth/me", "auth.me", Need::Caller),
-    rule(Method::GET, "/auth/sessions", "session.list", Need::Caller),
+    rule(Method::GET, "/auth/sessions", "session.list", ACCOUNT),
     rule(
         Method::DELETE,
         "/auth/sessions/{id}",
@@ -113,7 +113,7 @@ pub(crate) const RULES: &[Rule] = &[
         ACCOUNT,
     ),
     rule(Method::POST, "/auth/password", "auth.password", ACCOUNT),
-    rule(Method::GET, "/api-keys", "api_key.list", Need::Caller),
+    rule(Method::GET, "/api-keys", "api_key.list", ACCOUNT),
     rule(Method::POST, "/api-keys", "api_key.create", ACCOUNT),
     rule(Method::DELETE, "/api-keys/{id}", "api_key.revoke", ACCOUNT),
     rule(Method::GET, "/users", "user.list", ADMIN),
@@ -258,7 +258,12 @@ pub(crate) async fn guard(
         }
         Err((principal, error)) => (principal, error.into_response()),
     };
-    if audited {
+    // Requests nobody could be identified for are counted in metrics, not
+    // audited: an anonymous flood must not grow the append-only log.
+    if audited
+        && let Some(principal) = principal
+        && response.status() != StatusCode::TOO_MANY_REQUESTS
+    {
         let status = response.status();
         let outcome = if status.is_success() {
             Outcome::Success
@@ -270,7 +275,7 @@ pub(crate) async fn guard(
         state
             .engine
             .audit(AuditEvent {
-                actor: principal.map_or_else(|| "-".to_owned(), |p| p.username),
+                actor: principal.username,
                 action: rule.action.to_owned(),
                 target,
                 outcome,

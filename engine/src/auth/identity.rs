@@ -270,6 +270,13 @@ impl Engine {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserRecord> {
+        // Names that break the identifier rules belong to no user: refuse them
+        // before they cost a hash, a throttle entry or an audit row.
+        if ident::validate_name(username).is_err() {
+            return Err(Error::Unauthenticated(
+                "invalid username or password".into(),
+            ));
+        }
         let throttle = &self.inner.auth.throttle;
         let delay = match throttle.admit(username) {
             Ok(delay) => delay,
@@ -291,12 +298,15 @@ impl Engine {
                 Ok(user)
             }
             Some(_) if matches => {
+                // The same answer as a wrong password: it must not confirm the password.
                 self.audit_login(username, Outcome::Denied, client, "user is disabled")
                     .await;
-                Err(invalid_credentials())
+                Err(Error::Unauthenticated(
+                    "invalid username or password".into(),
+                ))
             }
             _ => {
-                let locked = throttle.failed(username);
+                let locked = throttle.is_locked(username);
                 self.audit_login(
                     username,
                     Outcome::Failure,
@@ -381,10 +391,10 @@ impl Engine {
             None if self.config().auth.anonymous => Principal::anonymous(),
             None => return Err(Error::Unauthenticated("credentials required".into())),
             Some(Credentials::Bearer(token)) if token.starts_with(SESSION_PREFIX) => {
-                self.session_principal(token).await?
+                self.session_principal(token, true).await?
             }
             Some(Credentials::Bearer(token)) if token.starts_with(API_KEY_PREFIX) => {
-                self.api_key_principal(token).await?
+                self.api_key_principal(token, true).await?
             }
             Some(Credentials::Bearer(_)) => return Err(invalid_credentials()),
             Some(Credentials::Basic { username, password }) => {
@@ -417,7 +427,8 @@ impl Engine {
         }
     }
 
-    async fn session_principal(&self, token: &str) -> Result<Principal> {
+    /// The principal of a session token; `touch` records the use (sliding the expiry).
+    async fn session_principal(&self, token: &str, touch: bool) -> Result<Principal> {
         let session = self
             .catalog()
             .session_by_token(&hash_token(token))
@@ -433,7 +444,7 @@ impl Engine {
             ));
         }
         let user = self.live_user(&session.user_id).await?;
-        if now - session.last_seen_at > TOUCH_EVERY {
+        if touch && now - session.last_seen_at > TOUCH_EVERY {
             let expires = later(now, self.config().auth.session_idle).min(session.max_expires_at);
             self.catalog()
                 .touch_session(&session.id, now, expires)
@@ -443,7 +454,8 @@ impl Engine {
             .await
     }
 
-    async fn api_key_principal(&self, secret: &str) -> Result<Principal> {
+    /// The principal of an API key; `touch` records the use.
+    async fn api_key_principal(&self, secret: &str, touch: bool) -> Result<Principal> {
         let key = self
             .catalog()
             .api_key_by_secret(&hash_token(secret))
@@ -457,7 +469,7 @@ impl Engine {
             return Err(Error::Unauthenticated("this API key has expired".into()));
         }
         let user = self.live_user(&key.user_id).await?;
-        if key.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
+        if touch && key.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
             self.catalog().touch_api_key(&key.id, now).await?;
         }
         self.principal_for(
@@ -495,8 +507,8 @@ impl Engine {
     /// The caller's own user row.
     pub async fn me(&self, principal: &Principal) -> Result<UserRecord> {
         let Some(id) = principal.user_id.as_deref() else {
-            return Err(Error::Forbidden(format!(
-                "`{}` has no account",
+            return Err(Error::Unauthenticated(format!(
+                "`{}` has no account: sign in",
                 principal.username
             )));
         };
@@ -508,6 +520,7 @@ impl Engine {
 
     /// The caller's live sessions.
     pub async fn my_sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>> {
+        principal.authorize(Action::Account, Resource::Global)?;
         let me = self.me(principal).await?;
         self.catalog().live_sessions(&me.id, Utc::now()).await
     }
@@ -532,12 +545,19 @@ impl Engine {
     pub async fn change_password(&self, principal: &Principal, old: &str, new: &str) -> Result<()> {
         principal.authorize(Action::Account, Resource::Global)?;
         let mut me = self.me(principal).await?;
+        // Guesses at the current password count like failed sign-ins.
+        let throttle = &self.inner.auth.throttle;
+        let delay = throttle.admit(&me.username)?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if !self
             .password_matches(old.to_owned(), Some(me.password_hash.clone()))
             .await?
         {
             return Err(Error::Forbidden("the current password is wrong".into()));
         }
+        throttle.succeeded(&me.username);
         password::check_policy(&me.username, new)?;
         if old == new {
             return Err(Error::WeakPassword(
@@ -598,6 +618,9 @@ impl Engine {
         username: &str,
         patch: UserPatch,
     ) -> Result<UserRecord> {
+        // Count-then-change must not interleave: two admins demoting each other
+        // at once would otherwise leave none.
+        let _admins = self.inner.auth.admin_changes.lock().await;
         let mut user = self.user(principal, username).await?;
         let was_active_admin = user.role == Role::Admin && !user.disabled;
         if let Some(email) = patch.email {
@@ -636,6 +659,7 @@ impl Engine {
 
     /// Deletes a user with their sessions, keys and grants (admins only).
     pub async fn delete_user(&self, principal: &Principal, username: &str) -> Result<()> {
+        let _admins = self.inner.auth.admin_changes.lock().await;
         let user = self.user(principal, username).await?;
         if user.role == Role::Admin
             && !user.disabled
@@ -728,6 +752,7 @@ impl Engine {
             principal.authorize(Action::Admin, Resource::Global)?;
             return self.catalog().list_api_keys(None).await;
         }
+        principal.authorize(Action::Account, Resource::Global)?;
         let me = self.me(principal).await?;
         self.catalog().list_api_keys(Some(&me.id)).await
     }
@@ -791,24 +816,27 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether the credentials a long-lived connection opened with still hold.
-    pub async fn still_valid(&self, credentials: Option<&Credentials>) -> bool {
-        // No rate limits here: this is the server re-checking, not a request.
+    /// Whether the credentials a long-lived connection opened with at
+    /// `opened_at` still hold. Checking is not a use: it slides no expiry, and
+    /// Basic credentials are not re-hashed (the user must still be enabled and
+    /// not have changed the password since).
+    pub async fn still_valid(
+        &self,
+        credentials: Option<&Credentials>,
+        opened_at: DateTime<Utc>,
+    ) -> bool {
         match credentials {
             None => self.config().auth.anonymous,
             Some(Credentials::Bearer(token)) if token.starts_with(SESSION_PREFIX) => {
-                self.session_principal(token).await.is_ok()
+                self.session_principal(token, false).await.is_ok()
             }
             Some(Credentials::Bearer(token)) if token.starts_with(API_KEY_PREFIX) => {
-                self.api_key_principal(token).await.is_ok()
+                self.api_key_principal(token, false).await.is_ok()
             }
             Some(Credentials::Bearer(_)) => false,
-            Some(Credentials::Basic { username, password }) => {
+            Some(Credentials::Basic { username, .. }) => {
                 match self.catalog().user_by_name(username).await {
-                    Ok(Some(user)) if !user.disabled => self
-                        .password_matches(password.clone(), Some(user.password_hash))
-                        .await
-                        .unwrap_or(false),
+                    Ok(Some(user)) => !user.disabled && user.password_changed_at <= opened_at,
                     _ => false,
                 }
             }

@@ -145,7 +145,7 @@ pub enum Action {
     Write,
     /// Manage users, all API keys, the audit log, settings.
     Admin,
-    /// Manage one's own account: password, sessions, API keys.
+    /// Manage one's own account: password, sessions, API keys (users only, not API keys).
     Account,
 }
 
@@ -266,6 +266,13 @@ impl Principal {
     /// `Forbidden` names what is missing; callers that must not reveal whether
     /// a dataset exists ask [`Principal::can_see_dataset`] first.
     pub fn authorize(&self, action: Action, resource: Resource<'_>) -> Result<()> {
+        if action == Action::Account && matches!(self.via, Via::ApiKey { .. }) {
+            // A key that could mint keys or change the password would outlive
+            // its own revocation, expiry and limits.
+            return Err(Error::Forbidden(
+                "API keys cannot manage accounts: sign in with a password".into(),
+            ));
+        }
         let scope_needed = match action {
             Action::Read => Scope::Read,
             Action::Write => Scope::Write,
@@ -304,6 +311,11 @@ impl Principal {
         };
         if allowed {
             Ok(())
+        } else if self.via == Via::Anonymous {
+            // Signing in may well allow it: say so, as 401 rather than 403.
+            Err(Error::Unauthenticated(
+                "sign in to do this: anonymous callers may only read".into(),
+            ))
         } else {
             Err(Error::Forbidden(match action {
                 Action::Read => "reading needs the viewer role".into(),

@@ -139,14 +139,25 @@ impl LoginThrottle {
         username.trim().to_lowercase()
     }
 
-    /// Refuses the attempt while the username is locked, and otherwise says how
-    /// long to wait before checking the password (zero after no failures).
+    /// Refuses the attempt while the username is locked, and otherwise counts
+    /// it and says how long to wait before checking the password (zero after
+    /// no failures).
+    ///
+    /// The attempt counts before its outcome is known, so attempts sent all at
+    /// once cannot slip past the limit while the first ones are being checked;
+    /// a success clears the count again.
     pub fn admit(&self, username: &str) -> Result<Duration> {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
-        let Some(entry) = state.get_mut(&Self::key(username)) else {
-            return Ok(Duration::ZERO);
-        };
+        if state.len() >= MAX_TRACKED {
+            let lockout = self.lockout;
+            state.retain(|_, f| now.duration_since(f.last) <= lockout);
+        }
+        let entry = state.entry(Self::key(username)).or_insert(Failures {
+            count: 0,
+            last: now,
+            locked_until: None,
+        });
         if let Some(until) = entry.locked_until {
             if until > now {
                 return Err(Error::RateLimited {
@@ -162,7 +173,13 @@ impl LoginThrottle {
         if now.duration_since(entry.last) > self.lockout {
             entry.count = 0;
         }
-        Ok(self.delay_after(entry.count))
+        let delay = self.delay_after(entry.count);
+        entry.count += 1;
+        entry.last = now;
+        if entry.count >= self.max_failures {
+            entry.locked_until = Some(now + self.lockout);
+        }
+        Ok(delay)
     }
 
     fn delay_after(&self, failures: u32) -> Duration {
@@ -173,26 +190,15 @@ impl LoginThrottle {
         (self.base_delay * factor).min(MAX_DELAY)
     }
 
-    /// Records a failed attempt; returns whether it locked the username.
-    pub fn failed(&self, username: &str) -> bool {
+    /// Whether the username is locked now (after a failed attempt).
+    pub fn is_locked(&self, username: &str) -> bool {
         let now = Instant::now();
-        let mut state = self.state.lock().expect("throttle lock");
-        if state.len() >= MAX_TRACKED {
-            let lockout = self.lockout;
-            state.retain(|_, f| now.duration_since(f.last) <= lockout);
-        }
-        let entry = state.entry(Self::key(username)).or_insert(Failures {
-            count: 0,
-            last: now,
-            locked_until: None,
-        });
-        entry.count += 1;
-        entry.last = now;
-        if entry.count >= self.max_failures {
-            entry.locked_until = Some(now + self.lockout);
-            return true;
-        }
-        false
+        self.state
+            .lock()
+            .expect("throttle lock")
+            .get(&Self::key(username))
+            .and_then(|f| f.locked_until)
+            .is_some_and(|until| until > now)
     }
 
     /// Clears the username's failures after a successful login.
@@ -212,11 +218,11 @@ mod tests {
     fn failures_grow_the_delay_then_lock_and_the_lock_ends() {
         let throttle = LoginThrottle::new(3, Duration::from_millis(50), Duration::from_millis(10));
         assert_eq!(throttle.admit("Ann").unwrap(), Duration::ZERO);
-        assert!(!throttle.failed("ann"));
+        assert!(!throttle.is_locked("ann"));
         assert_eq!(throttle.admit("ann").unwrap(), Duration::from_millis(10));
-        assert!(!throttle.failed("ANN"));
+        assert!(!throttle.is_locked("ANN"));
         assert_eq!(throttle.admit("ann").unwrap(), Duration::from_millis(20));
-        assert!(throttle.failed("ann"));
+        assert!(throttle.is_locked("ann"));
         assert!(matches!(
             throttle.admit("ann"),
             Err(Error::RateLimited { .. })
@@ -230,9 +236,16 @@ mod tests {
     #[test]
     fn success_clears_failures() {
         let throttle = LoginThrottle::new(3, Duration::from_secs(60), Duration::from_millis(10));
-        throttle.failed("ann");
+        throttle.admit("ann").unwrap();
         throttle.succeeded("ann");
         assert_eq!(throttle.admit("ann").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn attempts_sent_at_once_count_before_their_outcome() {
+        let throttle = LoginThrottle::new(5, Duration::from_secs(60), Duration::ZERO);
+        let admitted = (0..100).filter(|_| throttle.admit("ann").is_ok()).count();
+        assert_eq!(admitted, 5);
     }
 
     #[test]

@@ -183,6 +183,23 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl JobRecord {
+    /// The dataset the job works on, when it has one.
+    pub fn dataset(&self) -> Option<&str> {
+        self.params.get("dataset").and_then(|d| d.as_str())
+    }
+
+    /// Whether `principal` may see the job: anyone who reads, except that an
+    /// API key limited to datasets sees only jobs on those.
+    pub fn visible_to(&self, principal: &crate::auth::Principal) -> bool {
+        match (self.dataset(), principal.dataset_limit()) {
+            (_, None) => true,
+            (Some(dataset), Some(_)) => principal.can_see_dataset(dataset),
+            (None, Some(_)) => false,
+        }
+    }
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {

@@ -1,6 +1,6 @@
 //! `/auth`: sign in and out, who am I, my sessions, my password.
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_engine::auth::Via;
@@ -19,12 +19,17 @@ use crate::extract::Json;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
+        // Sign-in is open to anyone: it reads no more than a username and password need.
+        .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(change_password))
 }
+
+/// Largest sign-in request body.
+const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 
 /// A username and password.
 #[derive(Deserialize, ToSchema)]

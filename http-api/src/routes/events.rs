@@ -9,14 +9,14 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
-use basin_engine::auth::Credentials;
+use basin_engine::auth::{Credentials, Principal};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::access::credentials;
+use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
 
 /// How often a connection re-checks its credentials even when nothing was
@@ -40,15 +40,24 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "not signed in", body = ErrorEnvelope)))]
 async fn events(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (credentials, _) = credentials(&headers)?;
     let engine = state.engine.clone();
-    Ok(upgrade.on_upgrade(move |socket| stream_events(engine, credentials, socket)))
+    let opened_at = chrono::Utc::now();
+    Ok(upgrade
+        .on_upgrade(move |socket| stream_events(engine, principal, credentials, opened_at, socket)))
 }
 
-async fn stream_events(engine: Engine, credentials: Option<Credentials>, mut socket: WebSocket) {
+async fn stream_events(
+    engine: Engine,
+    principal: Principal,
+    credentials: Option<Credentials>,
+    opened_at: chrono::DateTime<chrono::Utc>,
+    mut socket: WebSocket,
+) {
     let mut events = engine.subscribe();
     let mut revocations = engine.revocations();
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
@@ -63,6 +72,7 @@ async fn stream_events(engine: Engine, credentials: Option<Credentials>, mut soc
         let check_now = tokio::select! {
             event = events.recv() => {
                 let message = match event {
+                    Ok(event) if !event.visible_to(&principal) => continue,
                     Ok(event) => serde_json::to_value(&event).unwrap_or_default(),
                     Err(RecvError::Lagged(missed)) => json!({"type": "lagged", "missed": missed}),
                     Err(RecvError::Closed) => break,
@@ -80,7 +90,7 @@ async fn stream_events(engine: Engine, credentials: Option<Credentials>, mut soc
                 Some(Ok(_)) => false,
             },
         };
-        if check_now && !engine.still_valid(credentials.as_ref()).await {
+        if check_now && !engine.still_valid(credentials.as_ref(), opened_at).await {
             let _ = socket
                 .send(Message::Close(Some(CloseFrame {
                     code: CLOSE_UNAUTHENTICATED,

@@ -10,8 +10,10 @@ use utoipa_axum::routes;
 
 use super::{PageParams, envelope, page_meta};
 use crate::AppState;
+use crate::access::Caller;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Query;
+use basin_engine::auth::{Action, Resource};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,6 +41,7 @@ struct ListParams {
     responses((status = 200, description = "a page of jobs", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
 ) -> ApiResult<axum::Json<Value>> {
@@ -62,7 +65,9 @@ async fn list(
         status,
         kind: params.kind,
     };
-    let (jobs, total) = state.engine.list_jobs(&filter, page).await?;
+    let (mut jobs, total) = state.engine.list_jobs(&filter, page).await?;
+    // A key limited to datasets sees its jobs only (its pages may come up short).
+    jobs.retain(|job| job.visible_to(&principal));
     Ok(envelope(jobs, page_meta(&strip_prefix(&uri), page, total)))
 }
 
@@ -71,9 +76,14 @@ async fn list(
     responses((status = 200, description = "the job", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn show(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    Ok(envelope(state.engine.job(&id).await?, json!({})))
+    let job = state.engine.job(&id).await?;
+    if !job.visible_to(&principal) {
+        return Err(basin_engine::Error::JobNotFound(id).into());
+    }
+    Ok(envelope(job, json!({})))
 }
 
 /// Cancels a queued or running job.
@@ -82,8 +92,17 @@ async fn show(
         (status = 409, description = "the job has ended", body = ErrorEnvelope)))]
 async fn cancel(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    let job = state.engine.job(&id).await?;
+    if !job.visible_to(&principal) {
+        return Err(basin_engine::Error::JobNotFound(id).into());
+    }
+    // Canceling writes to the job's dataset: a grant or key limit applies to it.
+    if let Some(dataset) = job.dataset() {
+        principal.authorize(Action::Write, Resource::Dataset(dataset))?;
+    }
     Ok(envelope(state.engine.cancel_job(&id).await?, json!({})))
 }
 

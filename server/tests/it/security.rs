@@ -40,7 +40,7 @@ enum Needs {
     Read,
     Write,
     Admin,
-    /// One's own account: a user (a key needs the admin scope).
+    /// One's own account: a signed-in user, never an API key.
     Account,
 }
 
@@ -65,10 +65,10 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("post", "/auth/login", Needs::Nothing),
     ("post", "/auth/logout", Needs::Caller),
     ("get", "/auth/me", Needs::Caller),
-    ("get", "/auth/sessions", Needs::Caller),
+    ("get", "/auth/sessions", Needs::Account),
     ("delete", "/auth/sessions/{id}", Needs::Account),
     ("post", "/auth/password", Needs::Account),
-    ("get", "/api-keys", Needs::Caller),
+    ("get", "/api-keys", Needs::Account),
     ("post", "/api-keys", Needs::Account),
     ("delete", "/api-keys/{id}", Needs::Account),
     ("get", "/users", Needs::Admin),
@@ -103,7 +103,7 @@ fn expected(who: Who, needs: Needs) -> Expect {
         Who::Viewer => (true, false, false, true),
         Who::Editor => (true, true, false, true),
         Who::Admin => (true, true, true, true),
-        // Keys: their scope, within their owner's role; accounts need the admin scope.
+        // Keys: their scope, within their owner's role; never accounts.
         Who::ReadKey => (true, false, false, false),
         Who::WriteKey => (false, true, false, false),
     };
@@ -1110,4 +1110,100 @@ async fn no_secret_reaches_the_logs_or_the_api() {
             "{response}"
         );
     }
+}
+
+#[tokio::test]
+async fn catalog_migrations_revert_and_reapply() {
+    use basin_engine::catalog::{IdentityStore, SqliteCatalog};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    catalog.migrate_down_to(0).await.unwrap();
+    drop(catalog);
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    assert_eq!(catalog.count_users().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn anonymous_access_is_off_by_default_and_read_only_when_on() {
+    let off = TestServer::with_orders().await;
+    let anonymous = reqwest::Client::new();
+    let response = anonymous
+        .get(off.url("/api/v1/datasets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let on = TestServer::start_with(|c| c.auth.anonymous = true).await;
+    let (status, _) = on
+        .upload("public_data", "mode=create", b"a\n1\n".to_vec())
+        .await;
+    assert_eq!(status, 201);
+    let response = anonymous
+        .get(on.url("/api/v1/datasets/public_data"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = anonymous
+        .post(on.url("/api/v1/datasets/public_data/upload"))
+        .body("a\n2\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = anonymous.get(on.url("/api/v1/users")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn logins_sent_at_once_cannot_outrun_the_lockout() {
+    let server = TestServer::start_with(|c| {
+        c.auth.max_failed_logins = 3;
+        c.auth.login_delay = Duration::from_millis(1);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let attempts = (0..20).map(|i| {
+        client
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({"username": "admin", "password": format!("guess-number-{i}")}))
+            .send()
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (3, 17), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn api_keys_cannot_mint_keys_that_outlive_them() {
+    let server = TestServer::start().await;
+    let (key, _) = create_key(
+        &server,
+        &server.token,
+        json!({"name": "limited", "scopes": ["read", "write", "admin"], "datasets": ["orders"]}),
+    )
+    .await;
+    let response = client_with(&key)
+        .post(server.url("/api/v1/api-keys"))
+        .json(&json!({"name": "escape", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    // Nor change the owner's password.
+    let response = client_with(&key)
+        .post(server.url("/api/v1/auth/password"))
+        .json(&json!({"current_password": ADMIN_PASSWORD, "new_password": "some other long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
 }

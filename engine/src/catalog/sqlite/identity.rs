@@ -551,7 +551,13 @@ impl SecretStore for SqliteCatalog {
     }
 
     async fn reseal_secrets(&self, secrets: &[SecretRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        // The key file is replaced right after this commit: the commit must be
+        // on disk first, which WAL's NORMAL sync does not promise.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for s in secrets {
             sqlx::query("UPDATE secrets SET key_id = ?, sealed = ?, updated_at = ? WHERE name = ?")
                 .bind(&s.key_id)
@@ -562,6 +568,9 @@ impl SecretStore for SqliteCatalog {
                 .await?;
         }
         tx.commit().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
