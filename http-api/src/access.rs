@@ -354,7 +354,8 @@ fn dataset_param(rule: &Rule, params: &PathParams) -> Option<String> {
 fn target_of(rule: &Rule, params: &PathParams) -> String {
     let kind = rule.action.split('.').next().unwrap_or("api");
     match params.first() {
-        Some((_, value)) => format!("{kind}:{value}"),
+        // Path values are whatever the caller sent: keep audit rows small.
+        Some((_, value)) => format!("{kind}:{}", value.chars().take(200).collect::<String>()),
         None => kind.to_owned(),
     }
 }

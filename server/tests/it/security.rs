@@ -339,6 +339,39 @@ fn class_of(result: Result<(), arrow_flight::error::FlightError>) -> Expect {
     }
 }
 
+/// Plain Flight: GetFlightInfo of the path `[orders]`, then DoGet.
+async fn plain_flight_read(
+    server: &TestServer,
+    token: Option<&str>,
+) -> Result<(), arrow_flight::error::FlightError> {
+    let channel = Channel::from_shared(format!("http://{}", server.flight_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
+    fn with_token<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    }
+    let descriptor = arrow_flight::FlightDescriptor::new_path(vec!["orders".into()]);
+    let info = raw
+        .get_flight_info(with_token(token, descriptor))
+        .await?
+        .into_inner();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = raw.do_get(with_token(token, ticket)).await?.into_inner();
+    while let Some(data) = stream.next().await {
+        data?;
+    }
+    Ok(())
+}
+
 fn people() -> arrow::array::RecordBatch {
     let ids = arrow::array::Int64Array::from(vec![1_i64]);
     arrow::array::RecordBatch::try_from_iter([("id", std::sync::Arc::new(ids) as _)]).unwrap()
@@ -378,6 +411,7 @@ async fn every_flight_command_gives_each_principal_exactly_its_access() {
         }
         .await;
         let prepared = client.prepare("SELECT 1".into(), None).await.map(|_| ());
+        let dataset = plain_flight_read(&server, token.as_deref()).await;
         let mut client = flight_client(&server, token.as_deref()).await;
         let ingest = client
             .execute_ingest(
@@ -401,6 +435,7 @@ async fn every_flight_command_gives_each_principal_exactly_its_access() {
             ("statement query", Needs::Read, query),
             ("get tables", Needs::Read, tables),
             ("prepare", Needs::Read, prepared),
+            ("dataset path DoGet", Needs::Read, dataset),
             ("ingest", Needs::Write, ingest),
             // A missing table: allowed callers get not-found, others 401 or 403.
             ("update", Needs::Write, update),
