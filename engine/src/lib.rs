@@ -118,6 +118,7 @@ struct AuthState {
     revocations: tokio::sync::watch::Sender<u64>,
     /// Held while a change could remove the last admin.
     admin_changes: tokio::sync::Mutex<()>,
+    principals: auth::PrincipalCache,
 }
 
 impl Engine {
@@ -170,6 +171,7 @@ impl Engine {
             limits: RateLimits::new(config.auth.rate_per_ip, config.auth.rate_per_principal),
             revocations: tokio::sync::watch::channel(0).0,
             admin_changes: tokio::sync::Mutex::new(()),
+            principals: auth::PrincipalCache::default(),
         };
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;

@@ -390,13 +390,7 @@ impl Engine {
         let principal = match credentials {
             None if self.config().auth.anonymous => Principal::anonymous(),
             None => return Err(Error::Unauthenticated("credentials required".into())),
-            Some(Credentials::Bearer(token)) if token.starts_with(SESSION_PREFIX) => {
-                self.session_principal(token, true).await?
-            }
-            Some(Credentials::Bearer(token)) if token.starts_with(API_KEY_PREFIX) => {
-                self.api_key_principal(token, true).await?
-            }
-            Some(Credentials::Bearer(_)) => return Err(invalid_credentials()),
+            Some(Credentials::Bearer(token)) => self.bearer_principal(token).await?,
             Some(Credentials::Basic { username, password }) => {
                 let user = self.check_password(username, password, client).await?;
                 self.principal_for(&user, Via::Password).await?
@@ -427,8 +421,34 @@ impl Engine {
         }
     }
 
-    /// The principal of a session token; `touch` records the use (sliding the expiry).
-    async fn session_principal(&self, token: &str, touch: bool) -> Result<Principal> {
+    /// The principal of a session token or API key: from the cache while no
+    /// credential has been revoked since and for at most a few seconds, else
+    /// from the catalog (which also records the use).
+    async fn bearer_principal(&self, token: &str) -> Result<Principal> {
+        let hash = hash_token(token);
+        let epoch = *self.inner.auth.revocations.borrow();
+        let cache = &self.inner.auth.principals;
+        if let Some(principal) = cache.get(&hash, epoch) {
+            return Ok(principal);
+        }
+        let (principal, valid_until) = if token.starts_with(SESSION_PREFIX) {
+            self.session_principal(token, true).await?
+        } else if token.starts_with(API_KEY_PREFIX) {
+            self.api_key_principal(token, true).await?
+        } else {
+            return Err(invalid_credentials());
+        };
+        cache.put(hash, principal.clone(), epoch, valid_until);
+        Ok(principal)
+    }
+
+    /// The principal of a session token and when the session ends at the
+    /// latest; `touch` records the use (sliding the expiry).
+    async fn session_principal(
+        &self,
+        token: &str,
+        touch: bool,
+    ) -> Result<(Principal, DateTime<Utc>)> {
         let session = self
             .catalog()
             .session_by_token(&hash_token(token))
@@ -444,18 +464,26 @@ impl Engine {
             ));
         }
         let user = self.live_user(&session.user_id).await?;
+        let mut ends = session.expires_at.min(session.max_expires_at);
         if touch && now - session.last_seen_at > TOUCH_EVERY {
             let expires = later(now, self.config().auth.session_idle).min(session.max_expires_at);
             self.catalog()
                 .touch_session(&session.id, now, expires)
                 .await?;
+            ends = expires;
         }
-        self.principal_for(&user, Via::Session { id: session.id })
-            .await
+        let principal = self
+            .principal_for(&user, Via::Session { id: session.id })
+            .await?;
+        Ok((principal, ends))
     }
 
-    /// The principal of an API key; `touch` records the use.
-    async fn api_key_principal(&self, secret: &str, touch: bool) -> Result<Principal> {
+    /// The principal of an API key and when the key expires; `touch` records the use.
+    async fn api_key_principal(
+        &self,
+        secret: &str,
+        touch: bool,
+    ) -> Result<(Principal, DateTime<Utc>)> {
         let key = self
             .catalog()
             .api_key_by_secret(&hash_token(secret))
@@ -472,18 +500,22 @@ impl Engine {
         if touch && key.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
             self.catalog().touch_api_key(&key.id, now).await?;
         }
-        self.principal_for(
-            &user,
-            Via::ApiKey {
-                id: key.id,
-                scopes: key.scopes,
-                datasets: key.datasets,
-            },
-        )
-        .await
+        let ends = key.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let principal = self
+            .principal_for(
+                &user,
+                Via::ApiKey {
+                    id: key.id,
+                    scopes: key.scopes,
+                    datasets: key.datasets,
+                },
+            )
+            .await?;
+        Ok((principal, ends))
     }
 
-    /// Bumps the revocation counter: live connections (WebSockets) re-check their credentials.
+    /// Bumps the revocation counter: cached principals are dropped and live
+    /// connections (WebSockets) re-check their credentials.
     fn credentials_changed(&self) {
         self.inner.auth.revocations.send_modify(|n| *n += 1);
     }
@@ -796,6 +828,7 @@ impl Engine {
             access,
         };
         self.catalog().put_grant(&user.id, &grant).await?;
+        self.credentials_changed();
         Ok(grant)
     }
 

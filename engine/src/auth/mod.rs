@@ -18,6 +18,7 @@
 //! Tokens and key secrets are 256-bit random values; only their SHA-256 is
 //! stored, so a leaked catalog does not leak credentials.
 
+mod cache;
 mod credentials;
 mod identity;
 pub mod password;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use cache::PrincipalCache;
 pub use credentials::Credentials;
 pub use identity::{
     AuthSettings, ClientInfo, LoginOutcome, NewApiKey, NewUser, UserPatch, hash_token,
