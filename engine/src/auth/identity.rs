@@ -365,6 +365,9 @@ impl Engine {
             source_ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
         };
+        // Ended sessions are of no use once gone: each sign-in sweeps the
+        // user's, so rows stay bounded by the sessions actually alive.
+        self.catalog().purge_ended_sessions(&user.id, now).await?;
         self.catalog().insert_session(&session).await?;
         user.last_login_at = Some(now);
         self.catalog().update_user(&user).await?;

@@ -722,6 +722,7 @@ async fn sessions_work_as_cookies_and_end_at_logout() {
         .to_str()
         .unwrap()
         .to_owned();
+    let pool = catalog(&server).await;
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -763,6 +764,16 @@ async fn sessions_work_as_cookies_and_end_at_logout() {
         .await
         .unwrap();
     assert_eq!(me.status(), 401);
+    // The next sign-in sweeps the ended session away.
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    login(&server.base, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(count().await, before, "one session ended, one began");
 }
 
 #[tokio::test]

@@ -296,6 +296,19 @@ impl IdentityStore for SqliteCatalog {
         Ok(done.rows_affected())
     }
 
+    async fn purge_ended_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE user_id = ? AND (revoked_at IS NOT NULL \
+             OR expires_at <= ? OR max_expires_at <= ?)",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn live_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
