@@ -108,6 +108,8 @@ struct Inner {
     data_key: std::sync::RwLock<DataKey>,
     audit_key: Vec<u8>,
     first_admin_password: std::sync::Mutex<Option<String>>,
+    /// Held for the engine's life when it serves the directory.
+    dir_lock: Option<std::fs::File>,
 }
 
 /// Identity state that lives as long as the process.
@@ -128,6 +130,13 @@ impl Engine {
     pub async fn open(mut config: EngineConfig) -> Result<Self> {
         tokio::fs::create_dir_all(config.data_dir.join("datasets")).await?;
         config.data_dir = tokio::fs::canonicalize(&config.data_dir).await?;
+        // The serving process owns the directory: a second one would "recover"
+        // (delete) the first one's temporary files and half-written tables.
+        let dir_lock = if config.recover {
+            Some(lock_data_dir(&config.data_dir)?)
+        } else {
+            None
+        };
         let tmp = config.data_dir.join("tmp");
         if config.recover {
             crate::datasets::remove_dir_if_exists(&tmp).await?;
@@ -188,6 +197,7 @@ impl Engine {
                 data_key: std::sync::RwLock::new(data_key),
                 audit_key,
                 first_admin_password: std::sync::Mutex::new(None),
+                dir_lock,
             }),
         };
         if recover {
@@ -288,6 +298,28 @@ impl Engine {
             .lock()
             .expect("admin password lock")
             .take()
+    }
+}
+
+/// The lock file that marks a data directory as served.
+pub const LOCK_FILE: &str = "basin.lock";
+
+/// Takes the data directory's exclusive lock (released by the OS when the
+/// process ends, however it ends).
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidInput(format!(
+            "another Basin process is serving {}: stop it first",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

@@ -279,9 +279,9 @@ impl Engine {
 
     /// Re-seals every secret under a new data key written to the key file.
     ///
-    /// Run it with the server stopped: a running server keeps using the key it
-    /// started with. Refused when the key comes from configuration, whose
-    /// owner must change it there.
+    /// Refused while a server serves the directory (it keeps the key it
+    /// started with), and when the key comes from configuration, whose owner
+    /// must change it there.
     pub async fn rotate_data_key(&self) -> Result<Rotation> {
         if matches!(self.config().secrets_key, KeySource::Configured(_)) {
             return Err(Error::InvalidInput(format!(
@@ -289,6 +289,11 @@ impl Engine {
                 self.data_dir().join(KEY_FILE).display()
             )));
         }
+        // A serving process keeps the key it started with: refuse while one runs.
+        let _lock = match self.inner.dir_lock {
+            Some(_) => None,
+            None => Some(crate::lock_data_dir(self.data_dir())?),
+        };
         let old = self.data_key();
         let new = DataKey::generate();
         let dir = self.data_dir();

@@ -977,6 +977,16 @@ async fn rotating_the_data_key_keeps_secrets_and_the_audit_chain() {
             .any(|w| w == b"s3cret-pg-password"),
         "the secret is stored in the clear"
     );
+    let rotate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_basin"))
+            .args(["--data-dir", dir.path().to_str().unwrap(), "rotate-key"])
+            .output()
+            .unwrap()
+    };
+    // Not while a server holds the directory (it keeps the key it started with).
+    let refused = rotate();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("another Basin process"));
     engine.shutdown().await;
     drop(engine);
 
