@@ -11,10 +11,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo test"
-cargo test --workspace --locked
-
-echo "== python client tests"
+echo "== test tools (.venv)"
 # The venv is rebuilt when the pinned requirements change.
 requirements=server/tests/python/requirements.txt
 if ! cmp -s "$requirements" .venv/.requirements 2>/dev/null; then
@@ -22,5 +19,24 @@ if ! cmp -s "$requirements" .venv/.requirements 2>/dev/null; then
     .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" .venv/.requirements
 fi
+
+echo "== S3-compatible server (moto) on loopback"
+s3_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 &
+s3_pid=$!
+trap 'kill "$s3_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$s3_port/')" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+export TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== python client tests"
 target_dir="${CARGO_TARGET_DIR:-target}"
 BASIN_BIN="$target_dir/debug/basin" .venv/bin/python -m pytest -q server/tests/python

@@ -32,6 +32,9 @@ pub enum Error {
     /// DataFusion failed to plan or scan the file.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A connector's source failed (bad config, refused credentials, unreachable, ...).
+    #[error("{0}")]
+    Source(crate::source::SourceError),
 }
 
 /// Result with this crate's [`Error`] as the default error.

@@ -181,7 +181,9 @@ pub(crate) async fn snapshot_of(table: &DeltaTable) -> Result<Snapshot> {
     let provider = table.table_provider().await?;
     Ok(Snapshot {
         version: state.version() as i64,
-        schema: provider.schema(),
+        // Dataset schemas read as Delta stores them (`Utf8`), not as the
+        // scan happens to decode them (`Utf8View`).
+        schema: crate::query::portable_schema(&provider.schema()),
         row_count: rows,
         size_bytes: bytes,
         file_count: files,

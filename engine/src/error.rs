@@ -7,6 +7,7 @@ use datafusion::error::DataFusionError;
 use serde::Serialize;
 
 use basin_connectors::file::RejectedRow;
+use basin_connectors::{FailureKind, SourceError};
 
 /// A position in SQL text, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,6 +137,26 @@ pub enum Error {
     /// The change would leave no enabled admin.
     #[error("{0}")]
     LastAdmin(String),
+    /// No connection with that id or name exists.
+    #[error("connection `{0}` not found")]
+    ConnectionNotFound(String),
+    /// A connection with that name exists already.
+    #[error("connection `{0}` already exists")]
+    ConnectionExists(String),
+    /// No connector of that type exists.
+    #[error("connector type `{0}` not found")]
+    ConnectorNotFound(String),
+    /// A source failed: its configuration, credentials, network, privileges or time.
+    #[error("{0}")]
+    Source(SourceError),
+    /// A sync's stream no longer matches its dataset and the policy refuses the change.
+    #[error("{message}")]
+    SchemaChanged {
+        /// What happened.
+        message: String,
+        /// The changes, as the schema diff shows them.
+        changes: serde_json::Value,
+    },
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -179,6 +200,18 @@ impl Error {
             Self::SessionNotFound(_) => "session_not_found",
             Self::WeakPassword(_) => "weak_password",
             Self::LastAdmin(_) => "last_admin",
+            Self::ConnectionNotFound(_) => "connection_not_found",
+            Self::ConnectionExists(_) => "connection_exists",
+            Self::ConnectorNotFound(_) => "connector_not_found",
+            Self::Source(e) => match e.kind {
+                FailureKind::Config => "source_config_invalid",
+                FailureKind::Auth => "source_auth_failed",
+                FailureKind::Network => "source_unreachable",
+                FailureKind::Permission => "source_permission_denied",
+                FailureKind::Timeout => "source_timeout",
+                FailureKind::System => "source_error",
+            },
+            Self::SchemaChanged { .. } => "schema_changed",
             Self::Internal(_) => "internal",
         }
     }
@@ -202,6 +235,11 @@ impl Error {
             Self::RateLimited {
                 retry_after_secs, ..
             } => Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
+            Self::Source(e) => Some(serde_json::json!({
+                "failure": e.kind,
+                "field": e.field,
+            })),
+            Self::SchemaChanged { changes, .. } => Some(serde_json::json!({ "changes": changes })),
             _ => None,
         }
     }
@@ -223,10 +261,15 @@ impl Error {
 impl From<DataFusionError> for Error {
     fn from(err: DataFusionError) -> Self {
         // Engine errors raised inside DataFusion callbacks come back wrapped.
-        if let DataFusionError::External(inner) = err.find_root()
-            && let Some(own) = inner.downcast_ref::<Error>()
-        {
-            return own.clone();
+        if let DataFusionError::External(inner) = err.find_root() {
+            if let Some(own) = inner.downcast_ref::<Error>() {
+                return own.clone();
+            }
+            if let Some(basin_connectors::Error::Source(source)) =
+                inner.downcast_ref::<basin_connectors::Error>()
+            {
+                return Self::Source(source.clone());
+            }
         }
         let location = sql_location(&err);
         match err.find_root() {
@@ -285,6 +328,7 @@ impl From<basin_connectors::Error> for Error {
             C::Arrow(e) => Self::MalformedInput(e.to_string()),
             C::DataFusion(e) => e.into(),
             C::Io(e) => Self::internal("io", e),
+            C::Source(e) => Self::Source(e),
         }
     }
 }

@@ -125,6 +125,8 @@ pub(crate) struct WriteTarget<'a> {
     pub(crate) mode: WriteMode,
     pub(crate) description: Option<String>,
     pub(crate) tags: Vec<String>,
+    /// Appends may add columns the dataset lacks (Delta schema evolution).
+    pub(crate) add_columns: bool,
 }
 
 /// What a write of batches or SQL did.
@@ -454,6 +456,7 @@ impl Engine {
             mode: options.mode,
             description: options.description.clone(),
             tags: options.tags.clone(),
+            add_columns: false,
         };
         let (snapshot, rows_written) = match self
             .commit_frame(target, frame, bytes_read, progress.clone())
@@ -519,6 +522,7 @@ impl Engine {
             mode,
             description,
             tags,
+            add_columns,
         } = target;
         let (id, location) = match &existing {
             Some(record) => (record.id.clone(), record.location.clone()),
@@ -534,7 +538,14 @@ impl Engine {
             (_, false) => SaveMode::ErrorIfExists,
         };
         let written = self
-            .write_frame(name, &location, frame, save_mode, input_bytes, progress)
+            .write_frame(
+                name,
+                &location,
+                frame,
+                (save_mode, add_columns),
+                input_bytes,
+                progress,
+            )
             .await;
         let (snapshot, rows_written) = match written {
             Ok(done) => done,
@@ -579,6 +590,8 @@ impl Engine {
         } else {
             self.catalog().update_dataset(&record).await?;
         }
+        self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
+            .await;
         metrics::counter!("basin_ingest_rows_total").increment(rows_written);
         Ok((snapshot, rows_written))
     }
@@ -628,6 +641,7 @@ impl Engine {
             mode,
             description: None,
             tags: Vec::new(),
+            add_columns: false,
         };
         let (snapshot, rows_written) = self.commit_frame(target, frame, 0, None).await?;
         Ok(WriteOutcome {
@@ -643,7 +657,7 @@ impl Engine {
         name: &str,
         location: &str,
         frame: DataFrame,
-        mode: SaveMode,
+        (mode, add_columns): (SaveMode, bool),
         input_bytes: u64,
         progress: Option<ProgressFn>,
     ) -> Result<(crate::datasets::Snapshot, u64)> {
@@ -674,6 +688,8 @@ impl Engine {
                     .with_session_state(session);
                 if mode == SaveMode::Overwrite {
                     write = write.with_schema_mode(SchemaMode::Overwrite);
+                } else if mode == SaveMode::Append && add_columns {
+                    write = write.with_schema_mode(SchemaMode::Merge);
                 }
                 let table = write.await?;
                 let snapshot = snapshot_of(&table).await?;

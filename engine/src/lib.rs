@@ -2,13 +2,14 @@
 //!
 //! The [`Engine`] ties together the catalog store (SQLite today), the one
 //! [`SessionFactory`](session::SessionFactory) every query gets its context
-//! from, datasets stored as Delta tables, ingest, ad-hoc SQL and background
-//! jobs. It knows nothing of HTTP or gRPC: transports call its methods and map
+//! from, datasets stored as Delta tables, ingest, ad-hoc SQL, connections to
+//! sources (live queries and syncs), schema history and background jobs. It knows nothing of HTTP or gRPC: transports call its methods and map
 //! its [`Error`] to their own status codes.
 //!
 //! On disk, under the data directory:
 //! - `catalog.db`: the catalog (SQLite, WAL): datasets, jobs, users,
-//!   sessions, API keys, the audit log and sealed secrets;
+//!   sessions, API keys, the audit log, sealed secrets, connections, schema
+//!   history and sync state;
 //! - `secret.key`: the data key secrets are sealed with (unless configured);
 //! - `datasets/<id>/`: one Delta table per dataset;
 //! - `tmp/`: spooled uploads, removed after use and on start.
@@ -16,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod connections;
 pub mod datasets;
 pub mod error;
 pub mod events;
@@ -24,9 +26,11 @@ pub mod ident;
 pub mod ingest;
 pub mod jobs;
 pub mod query;
+pub mod schema;
 pub mod secrets;
 pub mod session;
 pub mod statements;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,6 +114,12 @@ struct Inner {
     first_admin_password: std::sync::Mutex<Option<String>>,
     /// Held for the engine's life when it serves the directory.
     dir_lock: Option<std::fs::File>,
+    /// The connector types offered.
+    connectors: basin_connectors::Registry,
+    /// Opened sources of connections.
+    sources: connections::SourceCache,
+    /// The IO runtime, where database connections live.
+    io: tokio::runtime::Handle,
 }
 
 /// Identity state that lives as long as the process.
@@ -198,6 +208,9 @@ impl Engine {
                 audit_key,
                 first_admin_password: std::sync::Mutex::new(None),
                 dir_lock,
+                connectors: basin_connectors::Registry::default(),
+                sources: connections::SourceCache::default(),
+                io: tokio::runtime::Handle::current(),
             }),
         };
         if recover {
@@ -275,6 +288,17 @@ impl Engine {
     /// The session factory.
     pub fn sessions(&self) -> &SessionFactory {
         &self.inner.sessions
+    }
+
+    /// A query context for `principal`: the datasets it may read, and every
+    /// connection as a catalog when it may read beyond datasets.
+    pub async fn query_context(
+        &self,
+        principal: &auth::Principal,
+    ) -> Result<datafusion::prelude::SessionContext> {
+        let ctx = self.sessions().context(principal).await?;
+        self.register_connections(principal, &ctx).await?;
+        Ok(ctx)
     }
 
     /// The CPU runtime.

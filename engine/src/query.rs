@@ -59,7 +59,7 @@ impl Engine {
     ) -> Result<SendableRecordBatchStream> {
         principal.authorize(Action::Read, Resource::Global)?;
         let timeout = request.timeout.unwrap_or(self.config().query_timeout);
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         let started = std::time::Instant::now();
         let planned = self.executor().run_stream(move || async move {
             let mut frame = plan_read_only(&ctx, &request.sql).await?;
@@ -87,7 +87,7 @@ impl Engine {
     /// The columns `sql` returns and the parameters it takes, without running it.
     pub async fn describe_query(&self, principal: &Principal, sql: &str) -> Result<QueryShape> {
         principal.authorize(Action::Read, Resource::Global)?;
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         let sql = sql.to_owned();
         self.executor()
             .run(async move {
@@ -150,7 +150,7 @@ impl Engine {
     /// Every catalog and its schemas, in name order.
     pub async fn sql_schemas(&self, principal: &Principal) -> Result<Vec<(String, Vec<String>)>> {
         principal.authorize(Action::Read, Resource::Global)?;
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         let mut out = Vec::new();
         let mut catalogs = ctx.catalog_names();
         catalogs.sort();
@@ -172,7 +172,7 @@ impl Engine {
         principal: &Principal,
         with_columns: bool,
     ) -> Result<Vec<TableInfo>> {
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         let mut out = Vec::new();
         for (catalog, schemas) in self.sql_schemas(principal).await? {
             let Some(catalog_provider) = ctx.catalog(&catalog) else {

@@ -113,6 +113,11 @@ impl SessionFactory {
         SessionContext::new_with_state(state)
     }
 
+    /// The runtime every context shares (memory pool, object stores).
+    pub fn runtime(&self) -> Arc<RuntimeEnv> {
+        self.runtime.clone()
+    }
+
     /// A context without datasets, for scanning files during ingest.
     pub fn file_context(&self) -> SessionContext {
         self.new_context(SessionConfig::new().with_target_partitions(self.target_partitions))

@@ -96,7 +96,7 @@ impl Engine {
             | Write::Insert { query, .. } => query,
             Write::Create { .. } => return Ok(std::sync::Arc::new(Schema::empty())),
         };
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         self.executor()
             .run(async move { parameter_schema(&plan_query(&ctx, *query).await?) })
             .await
@@ -112,7 +112,7 @@ impl Engine {
     ) -> Result<WriteOutcome> {
         let write = parse_write(sql)?.ok_or_else(not_a_write)?;
         principal.authorize(Action::Write, Resource::Dataset(write.target()))?;
-        let ctx = self.sessions().context(principal).await?;
+        let ctx = self.query_context(principal).await?;
         match write {
             Write::Create {
                 name,

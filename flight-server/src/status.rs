@@ -5,6 +5,7 @@
 //! the `x-basin-error-code` trailer. Internal details are logged, never sent.
 
 use arrow_flight::error::FlightError;
+use basin_connectors::FailureKind;
 use basin_engine::Error;
 use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
@@ -39,6 +40,15 @@ fn code_of(error: &Error) -> Code {
         Error::LastAdmin(_) => Code::FailedPrecondition,
         Error::WeakPassword(_) => Code::InvalidArgument,
         Error::SourceUnavailable(_) => Code::Unavailable,
+        Error::ConnectionNotFound(_) | Error::ConnectorNotFound(_) => Code::NotFound,
+        Error::ConnectionExists(_) => Code::AlreadyExists,
+        Error::SchemaChanged { .. } => Code::FailedPrecondition,
+        Error::Source(e) => match e.kind {
+            FailureKind::Config => Code::InvalidArgument,
+            FailureKind::Auth | FailureKind::Permission => Code::FailedPrecondition,
+            FailureKind::Network | FailureKind::System => Code::Unavailable,
+            FailureKind::Timeout => Code::DeadlineExceeded,
+        },
         Error::Internal(_) => Code::Internal,
     }
 }

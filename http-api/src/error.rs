@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use basin_connectors::FailureKind;
 use basin_engine::Error as EngineError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -87,6 +88,20 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::UserExists(_) | EngineError::LastAdmin(_) => StatusCode::CONFLICT,
         EngineError::WeakPassword(_) => StatusCode::BAD_REQUEST,
         EngineError::SourceUnavailable(_) => StatusCode::BAD_GATEWAY,
+        EngineError::ConnectionNotFound(_) | EngineError::ConnectorNotFound(_) => {
+            StatusCode::NOT_FOUND
+        }
+        EngineError::ConnectionExists(_) | EngineError::SchemaChanged { .. } => {
+            StatusCode::CONFLICT
+        }
+        EngineError::Source(e) => match e.kind {
+            FailureKind::Config => StatusCode::BAD_REQUEST,
+            FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            FailureKind::Auth
+            | FailureKind::Network
+            | FailureKind::Permission
+            | FailureKind::System => StatusCode::BAD_GATEWAY,
+        },
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -107,6 +122,12 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
             "sign in with POST /api/v1/auth/login and send Authorization: Bearer <token>, or use an API key",
         ),
         EngineError::RateLimited { .. } => Some("wait Retry-After seconds, then try again"),
+        EngineError::Source(_) => Some(
+            "the source refused or failed; POST /api/v1/connections/{id}/test classifies the failure",
+        ),
+        EngineError::SchemaChanged { .. } => Some(
+            "choose another `schema_change` policy, or sync with write=overwrite to replace the schema",
+        ),
         _ => None,
     }
 }

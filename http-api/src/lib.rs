@@ -115,6 +115,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
+        .merge(routes::connections::router())
 }
 
 /// CORS for the configured origins, with credentials (the session cookie).

@@ -1,7 +1,8 @@
 //! The catalog store: Basin's own metadata (datasets, jobs, users, sessions,
-//! API keys, the audit log, sealed secrets), behind small repository traits so
+//! API keys, the audit log, sealed secrets, connections and schema history), behind small repository traits so
 //! that PostgreSQL can join SQLite as a backend.
 
+mod connections;
 mod identity;
 mod sqlite;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use connections::{ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SyncStateRecord};
 pub use identity::{
     ApiKeyRecord, AuditFilter, AuditRecord, AuditSeal, AuditStore, IdentityStore, NewAuditRecord,
     SecretRecord, SecretStore, SessionRecord, UserRecord,
@@ -212,7 +214,7 @@ pub struct JobFilter {
 /// The catalog repository. Each method is one small transaction.
 #[async_trait]
 pub trait CatalogStore:
-    IdentityStore + AuditStore + SecretStore + Send + Sync + std::fmt::Debug + 'static
+    IdentityStore + AuditStore + SecretStore + ConnectionStore + Send + Sync + std::fmt::Debug + 'static
 {
     /// Checks the store answers.
     async fn ping(&self) -> Result<()>;

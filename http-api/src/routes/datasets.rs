@@ -36,6 +36,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload))
         .routes(routes!(preview))
         .routes(routes!(versions))
+        .routes(routes!(schema_history))
         .routes(routes!(restore))
         .routes(routes!(statistics))
 }
@@ -540,6 +541,19 @@ async fn versions(
     let versions = state.engine.versions(&name, params.limit).await?;
     let count = versions.len();
     Ok(envelope(versions, json!({"count": count})))
+}
+
+/// Every schema the dataset has had, oldest first: recorded on each write,
+/// with the changes from the one before.
+#[utoipa::path(get, path = "/datasets/{name}/schema/history", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
+    responses((status = 200, description = "history", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
+async fn schema_history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let history = state.engine.dataset_schema_history(&name).await?;
+    let total = history.len();
+    Ok(envelope(history, json!({"total": total})))
 }
 
 /// The point to restore: a version or a time.

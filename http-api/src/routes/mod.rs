@@ -3,6 +3,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod connections;
 pub(crate) mod datasets;
 pub(crate) mod events;
 pub(crate) mod jobs;

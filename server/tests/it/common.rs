@@ -73,6 +73,12 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(std::env::var("TEST_LOG").unwrap())
+                .with_test_writer()
+                .try_init();
+        }
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = test_config(data_dir.path());
         adjust(&mut config);

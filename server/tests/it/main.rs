@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod connectors;
 mod crash;
 mod datasets;
 mod flight;

@@ -81,6 +81,39 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("delete", "/users/{username}/grants/{dataset}", Needs::Admin),
     ("get", "/audit", Needs::Admin),
     ("get", "/audit/verify", Needs::Admin),
+    ("get", "/datasets/{name}/schema/history", Needs::Read),
+    ("get", "/connector-types", Needs::Read),
+    ("get", "/connector-types/{type}/spec", Needs::Read),
+    ("get", "/connections", Needs::Read),
+    ("post", "/connections", Needs::Admin),
+    ("post", "/connections/test", Needs::Admin),
+    ("get", "/connections/{id}", Needs::Read),
+    ("patch", "/connections/{id}", Needs::Admin),
+    ("delete", "/connections/{id}", Needs::Admin),
+    ("post", "/connections/{id}/test", Needs::Write),
+    ("post", "/connections/{id}/discover", Needs::Write),
+    ("post", "/connections/{id}/sync", Needs::Write),
+    (
+        "get",
+        "/connections/{id}/streams/{stream}/schema/history",
+        Needs::Read,
+    ),
+    (
+        "get",
+        "/connections/{id}/streams/{stream}/mappings",
+        Needs::Read,
+    ),
+    (
+        "put",
+        "/connections/{id}/streams/{stream}/mappings",
+        Needs::Write,
+    ),
+    (
+        "delete",
+        "/connections/{id}/streams/{stream}/mappings",
+        Needs::Write,
+    ),
+    ("post", "/schemas/diff", Needs::Read),
 ];
 
 /// The status class a caller must get.
@@ -141,6 +174,8 @@ fn concrete(method: &str, template: &str) -> String {
             },
         )
         .replace("{dataset}", "orders")
+        .replace("{type}", "postgres")
+        .replace("{stream}", "no_such_stream")
 }
 
 struct Cast {

@@ -94,7 +94,7 @@ fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord> {
     })
 }
 
-fn push_audit_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &AuditFilter) {
+fn push_audit_filter(builder: &mut QueryBuilder<Sqlite>, filter: &AuditFilter) {
     builder.push(" WHERE 1 = 1");
     if let Some(actor) = &filter.actor {
         builder.push(" AND actor = ").push_bind(actor.clone());

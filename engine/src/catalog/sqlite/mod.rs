@@ -1,3 +1,4 @@
+mod connections;
 mod identity;
 
 use std::path::Path;
@@ -106,7 +107,7 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
     })
 }
 
-fn push_dataset_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &DatasetFilter) {
+fn push_dataset_filter(builder: &mut QueryBuilder<Sqlite>, filter: &DatasetFilter) {
     builder.push(" WHERE 1 = 1");
     if !filter.include_deleted {
         builder.push(" AND deleted_at IS NULL");
@@ -129,7 +130,7 @@ fn push_dataset_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &DatasetF
     }
 }
 
-fn push_job_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &JobFilter) {
+fn push_job_filter(builder: &mut QueryBuilder<Sqlite>, filter: &JobFilter) {
     builder.push(" WHERE 1 = 1");
     if let Some(status) = filter.status {
         builder.push(" AND status = ").push_bind(status.as_str());

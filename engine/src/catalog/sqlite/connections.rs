@@ -1,0 +1,249 @@
+//! Connection rows in the SQLite catalog.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteCatalog, is_unique_violation, parse_json, to_json_text};
+use crate::catalog::{ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SyncStateRecord};
+use crate::{Error, Result};
+
+fn connection_from_row(row: &SqliteRow) -> Result<ConnectionRecord> {
+    Ok(ConnectionRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        description: row.try_get("description")?,
+        config: parse_json(row.try_get("config_json")?).unwrap_or_default(),
+        secret_fields: serde_json::from_str(&row.try_get::<String, _>("secret_fields_json")?)
+            .unwrap_or_default(),
+        created_by: row.try_get("created_by")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn schema_from_row(row: &SqliteRow) -> Result<SchemaHistoryRecord> {
+    Ok(SchemaHistoryRecord {
+        seq: row.try_get("seq")?,
+        subject: row.try_get("subject")?,
+        version: row.try_get("version")?,
+        fingerprint: row.try_get("fingerprint")?,
+        schema: parse_json(row.try_get("schema_json")?).unwrap_or_default(),
+        changes: parse_json(row.try_get("changes_json")?).unwrap_or_default(),
+        cause: row.try_get("cause")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+#[async_trait]
+impl ConnectionStore for SqliteCatalog {
+    async fn insert_connection(&self, c: &ConnectionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connections (id, name, kind, description, config_json, secret_fields_json, \
+             created_by, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.description)
+        .bind(to_json_text(&c.config))
+        .bind(to_json_text(&c.secret_fields))
+        .bind(&c.created_by)
+        .bind(c.version)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::ConnectionExists(c.name.clone())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn update_connection(&self, c: &ConnectionRecord) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET name = ?, description = ?, config_json = ?, \
+             secret_fields_json = ?, version = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(to_json_text(&c.config))
+        .bind(to_json_text(&c.secret_fields))
+        .bind(c.version)
+        .bind(c.updated_at)
+        .bind(&c.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::ConnectionExists(c.name.clone())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn connection(&self, id_or_name: &str) -> Result<Option<ConnectionRecord>> {
+        sqlx::query("SELECT * FROM connections WHERE id = ? OR name = ?")
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(connection_from_row)
+            .transpose()
+    }
+
+    async fn list_connections(&self) -> Result<Vec<ConnectionRecord>> {
+        sqlx::query("SELECT * FROM connections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append_schema(&self, r: &SchemaHistoryRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schema_history (subject, version, fingerprint, schema_json, changes_json, \
+             cause, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.subject)
+        .bind(r.version)
+        .bind(&r.fingerprint)
+        .bind(to_json_text(&r.schema))
+        .bind(to_json_text(&r.changes))
+        .bind(&r.cause)
+        .bind(r.recorded_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn schema_history(&self, subject: &str) -> Result<Vec<SchemaHistoryRecord>> {
+        sqlx::query("SELECT * FROM schema_history WHERE subject = ? ORDER BY seq")
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(schema_from_row)
+            .collect()
+    }
+
+    async fn latest_schema(&self, subject: &str) -> Result<Option<SchemaHistoryRecord>> {
+        sqlx::query("SELECT * FROM schema_history WHERE subject = ? ORDER BY seq DESC LIMIT 1")
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(schema_from_row)
+            .transpose()
+    }
+
+    async fn sync_state(
+        &self,
+        connection_id: &str,
+        stream: &str,
+        dataset: &str,
+    ) -> Result<Option<SyncStateRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM sync_state WHERE connection_id = ? AND stream = ? AND dataset = ?",
+        )
+        .bind(connection_id)
+        .bind(stream)
+        .bind(dataset)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(SyncStateRecord {
+                connection_id: row.try_get("connection_id")?,
+                stream: row.try_get("stream")?,
+                dataset: row.try_get("dataset")?,
+                cursor_field: row.try_get("cursor_field")?,
+                cursor_value: parse_json(row.try_get("cursor_value")?),
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_sync_state(&self, s: &SyncStateRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_state (connection_id, stream, dataset, cursor_field, cursor_value, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connection_id, stream, dataset) DO UPDATE SET \
+             cursor_field = excluded.cursor_field, cursor_value = excluded.cursor_value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&s.connection_id)
+        .bind(&s.stream)
+        .bind(&s.dataset)
+        .bind(&s.cursor_field)
+        .bind(s.cursor_value.as_ref().map(to_json_text))
+        .bind(s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn field_mappings(
+        &self,
+        connection_id: &str,
+        stream: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT mappings_json FROM field_mappings WHERE connection_id = ? AND stream = ?",
+        )
+        .bind(connection_id)
+        .bind(stream)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(parse_json(text))
+    }
+
+    async fn put_field_mappings(
+        &self,
+        connection_id: &str,
+        stream: &str,
+        mappings: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        match mappings {
+            Some(mappings) => {
+                sqlx::query(
+                    "INSERT INTO field_mappings (connection_id, stream, mappings_json, updated_at) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (connection_id, stream) DO UPDATE SET \
+                     mappings_json = excluded.mappings_json, updated_at = excluded.updated_at",
+                )
+                .bind(connection_id)
+                .bind(stream)
+                .bind(to_json_text(mappings))
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM field_mappings WHERE connection_id = ? AND stream = ?")
+                    .bind(connection_id)
+                    .bind(stream)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,572 @@
+//! One schema model for sources and datasets, the diff between two schemas,
+//! schema history, and the casts that make any source's types storable in
+//! Delta.
+//!
+//! A field is its Arrow type (Arrow's spelling, `Int64`), the source's own
+//! type name when it came from a source (`numeric(12,2)`), nullability and a
+//! description. Diffs classify each change and say whether it breaks readers
+//! of the data; the rules follow Delta's type widening.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::SchemaHistoryRecord;
+use crate::{Engine, Error, Result};
+
+/// One column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaField {
+    /// Column name.
+    pub name: String,
+    /// Arrow type as Arrow spells it (`Int64`, `Decimal128(12, 2)`,
+    /// `Timestamp(µs, "UTC")`); Basin's short names (`bigint`,
+    /// `decimal(12,2)`, `timestamptz`) are accepted on input.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// The source's type name, when the column came from a source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_type: Option<String>,
+    /// Whether nulls are allowed.
+    #[serde(default = "yes")]
+    pub nullable: bool,
+    /// What the column holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SchemaField {
+    /// The Arrow type, parsed.
+    pub fn arrow_type(&self) -> Result<DataType> {
+        parse_type(&self.data_type)
+    }
+}
+
+/// Parses Arrow's spelling of a type, or Basin's short names.
+pub fn parse_type(text: &str) -> Result<DataType> {
+    if let Ok(t) = DataType::from_str(text) {
+        return Ok(t);
+    }
+    basin_connectors::file::parse_data_type(text)
+        .map_err(|e| Error::InvalidInput(format!("type {text:?}: {e}")))
+}
+
+/// The fields of an Arrow schema.
+pub fn fields_of(schema: &Schema) -> Vec<SchemaField> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| SchemaField {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            native_type: None,
+            nullable: f.is_nullable(),
+            description: f.metadata().get("comment").cloned(),
+        })
+        .collect()
+}
+
+/// The fields of a discovered stream.
+pub fn fields_of_stream(stream: &basin_connectors::StreamInfo) -> Vec<SchemaField> {
+    stream
+        .columns
+        .iter()
+        .map(|c| SchemaField {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            native_type: Some(c.native_type.clone()),
+            nullable: c.nullable,
+            description: c.description.clone(),
+        })
+        .collect()
+}
+
+/// A stable hash of names, types and nullability (not descriptions).
+pub fn fingerprint(fields: &[SchemaField]) -> String {
+    let mut hash = Sha256::new();
+    for f in fields {
+        hash.update(f.name.as_bytes());
+        hash.update([0]);
+        hash.update(f.data_type.as_bytes());
+        hash.update([0, u8::from(f.nullable), 0xff]);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// What changed about a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new column.
+    Added,
+    /// A column is gone.
+    Removed,
+    /// Renamed, as declared by the caller.
+    Renamed,
+    /// The type can hold every old value (`Int32` → `Int64`).
+    TypeWidened,
+    /// The new type holds fewer values (`Int64` → `Int32`).
+    TypeNarrowed,
+    /// The type changed to one of another family (`Int64` → `Utf8`).
+    TypeChanged,
+    /// Nulls are now allowed or no longer allowed.
+    NullabilityChanged,
+}
+
+/// One difference between two schemas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaChange {
+    /// What kind of change.
+    pub kind: ChangeKind,
+    /// The column (its new name for renames).
+    pub column: String,
+    /// Before: the type, the old name, or `nullable`/`not null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// After.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Whether queries or writes that worked before may fail now.
+    pub breaking: bool,
+}
+
+/// Differences from `old` to `new`. `renames` maps old names to new ones.
+pub fn diff(
+    old: &[SchemaField],
+    new: &[SchemaField],
+    renames: &BTreeMap<String, String>,
+) -> Result<Vec<SchemaChange>> {
+    let mut changes = Vec::new();
+    let renamed_to = |old_name: &str| renames.get(old_name).map(String::as_str);
+    for before in old {
+        let target = renamed_to(&before.name).unwrap_or(&before.name);
+        let Some(after) = new.iter().find(|f| f.name == target) else {
+            changes.push(SchemaChange {
+                kind: ChangeKind::Removed,
+                column: before.name.clone(),
+                from: Some(before.data_type.clone()),
+                to: None,
+                breaking: true,
+            });
+            continue;
+        };
+        if target != before.name {
+            changes.push(SchemaChange {
+                kind: ChangeKind::Renamed,
+                column: target.to_owned(),
+                from: Some(before.name.clone()),
+                to: Some(target.to_owned()),
+                breaking: true,
+            });
+        }
+        let (from_type, to_type) = (before.arrow_type()?, after.arrow_type()?);
+        if !same_type(&from_type, &to_type) {
+            let kind = if widens(&from_type, &to_type) {
+                ChangeKind::TypeWidened
+            } else if widens(&to_type, &from_type) {
+                ChangeKind::TypeNarrowed
+            } else {
+                ChangeKind::TypeChanged
+            };
+            changes.push(SchemaChange {
+                kind,
+                column: target.to_owned(),
+                from: Some(before.data_type.clone()),
+                to: Some(after.data_type.clone()),
+                breaking: kind != ChangeKind::TypeWidened,
+            });
+        }
+        if before.nullable != after.nullable {
+            let label = |n: bool| if n { "nullable" } else { "not null" };
+            changes.push(SchemaChange {
+                kind: ChangeKind::NullabilityChanged,
+                column: target.to_owned(),
+                from: Some(label(before.nullable).into()),
+                to: Some(label(after.nullable).into()),
+                // Allowing nulls keeps old data valid; forbidding them may not.
+                breaking: !after.nullable,
+            });
+        }
+    }
+    for after in new {
+        let existed = old
+            .iter()
+            .any(|b| renamed_to(&b.name).unwrap_or(&b.name) == after.name);
+        if !existed {
+            changes.push(SchemaChange {
+                kind: ChangeKind::Added,
+                column: after.name.clone(),
+                from: None,
+                to: Some(after.data_type.clone()),
+                breaking: false,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// Types that differ only in representation (string views, large offsets).
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    let norm = |t: &DataType| match t {
+        LargeUtf8 | Utf8View => Utf8,
+        LargeBinary | BinaryView => Binary,
+        other => other.clone(),
+    };
+    norm(a) == norm(b)
+}
+
+/// Whether every value of `from` fits `to` (Delta's type widening and the
+/// lossless integer/float/decimal steps).
+pub fn widens(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let int_bits = |t: &DataType| match t {
+        Int8 => Some((8, true)),
+        Int16 => Some((16, true)),
+        Int32 => Some((32, true)),
+        Int64 => Some((64, true)),
+        UInt8 => Some((8, false)),
+        UInt16 => Some((16, false)),
+        UInt32 => Some((32, false)),
+        UInt64 => Some((64, false)),
+        _ => None,
+    };
+    // Decimal digits an integer type needs.
+    let int_digits = |bits: u32| match bits {
+        8 => 3,
+        16 => 5,
+        32 => 10,
+        _ => 20,
+    };
+    match (from, to) {
+        _ if same_type(from, to) => false,
+        (a, b) if int_bits(a).is_some() && int_bits(b).is_some() => {
+            let ((fb, fs), (tb, ts)) = (
+                int_bits(a).unwrap_or_default(),
+                int_bits(b).unwrap_or_default(),
+            );
+            (fs == ts && tb > fb) || (!fs && ts && tb > fb)
+        }
+        (a, Float64) if int_bits(a).is_some_and(|(b, _)| b <= 32) => true,
+        (a, Float32) if int_bits(a).is_some_and(|(b, _)| b <= 16) => true,
+        (Float16, Float32 | Float64) | (Float32, Float64) => true,
+        (a, Decimal128(p, s) | Decimal256(p, s)) if int_bits(a).is_some() => {
+            let (bits, _) = int_bits(a).unwrap_or_default();
+            i32::from(*p) - i32::from(*s) >= int_digits(bits)
+        }
+        (Decimal128(p1, s1) | Decimal256(p1, s1), Decimal128(p2, s2) | Decimal256(p2, s2)) => {
+            s2 >= s1 && i32::from(*p2) - i32::from(*s2) >= i32::from(*p1) - i32::from(*s1)
+        }
+        (Date32 | Date64, Timestamp(_, None)) => true,
+        (Timestamp(u1, z1), Timestamp(u2, z2)) => z1 == z2 && finer_or_equal(u2, u1),
+        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => false,
+        _ => false,
+    }
+}
+
+fn finer_or_equal(a: &TimeUnit, b: &TimeUnit) -> bool {
+    let rank = |u: &TimeUnit| match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    };
+    rank(a) >= rank(b)
+}
+
+/// The type Delta stores a column of `data_type` as: Delta has no unsigned,
+/// time-of-day, interval, dictionary or nanosecond types, so those become
+/// the nearest type that keeps every value (documented in docs/connectors.md).
+pub fn storable_type(data_type: &DataType) -> DataType {
+    use DataType::*;
+    match data_type {
+        UInt8 => Int16,
+        UInt16 => Int32,
+        UInt32 => Int64,
+        UInt64 => Decimal128(20, 0),
+        Float16 => Float32,
+        Dictionary(_, value) => storable_type(value),
+        Time32(_) | Time64(_) | Interval(_) | Duration(_) => Utf8,
+        Timestamp(TimeUnit::Nanosecond | TimeUnit::Millisecond | TimeUnit::Second, tz) => {
+            Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
+        Date64 => Date32,
+        LargeUtf8 | Utf8View => Utf8,
+        LargeBinary | BinaryView | FixedSizeBinary(_) => Binary,
+        Decimal256(p, s) if *p <= 38 => Decimal128(*p, *s),
+        Decimal256(..) => Utf8,
+        Decimal128(p, s) if *p == 0 || *s > 38 => Decimal128(38, (*s).min(38)),
+        Null => Utf8,
+        List(field)
+        | LargeList(field)
+        | FixedSizeList(field, _)
+        | ListView(field)
+        | LargeListView(field) => List(storable_field(field).into()),
+        Struct(fields) => Struct(Fields::from(
+            fields.iter().map(|f| storable_field(f)).collect::<Vec<_>>(),
+        )),
+        Map(field, sorted) => Map(storable_field(field).into(), *sorted),
+        other => other.clone(),
+    }
+}
+
+fn storable_field(field: &Field) -> Field {
+    field
+        .clone()
+        .with_data_type(storable_type(field.data_type()))
+}
+
+/// One side of a schema diff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SchemaSide {
+    /// Fields given inline.
+    Fields(Vec<SchemaField>),
+    /// A dataset's schema, at a version or the latest.
+    Dataset {
+        /// The dataset.
+        dataset: String,
+        /// A Delta version; the latest when absent.
+        #[serde(default)]
+        version: Option<i64>,
+    },
+    /// A connection stream's last recorded schema (from discovery or a sync).
+    Stream {
+        /// The connection's id or name.
+        connection: String,
+        /// The stream.
+        stream: String,
+    },
+}
+
+impl Engine {
+    /// Only callers that may read beyond datasets see connections: an API
+    /// key limited to datasets does not.
+    pub fn authorize_connections(
+        &self,
+        principal: &crate::auth::Principal,
+        action: crate::auth::Action,
+    ) -> Result<()> {
+        principal.authorize(action, crate::auth::Resource::Global)?;
+        if principal.dataset_limit().is_some() {
+            return Err(Error::Forbidden(
+                "this API key is limited to datasets: connections are out of its reach".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fields of one side of a diff, checking the caller may read it.
+    pub async fn schema_side(
+        &self,
+        principal: &crate::auth::Principal,
+        side: SchemaSide,
+    ) -> Result<Vec<SchemaField>> {
+        match side {
+            SchemaSide::Fields(fields) => {
+                for f in &fields {
+                    f.arrow_type()?;
+                }
+                Ok(fields)
+            }
+            SchemaSide::Dataset { dataset, version } => {
+                if !principal.can_see_dataset(&dataset) {
+                    return Err(Error::DatasetNotFound(dataset));
+                }
+                principal.authorize(
+                    crate::auth::Action::Read,
+                    crate::auth::Resource::Dataset(&dataset),
+                )?;
+                let at = version.map(crate::datasets::TimeTravel::Version);
+                let record = self.dataset(&dataset).await?;
+                let table = crate::datasets::open_table(&record.location, at).await?;
+                let snapshot = crate::datasets::snapshot_of(&table).await?;
+                Ok(fields_of(&snapshot.schema))
+            }
+            SchemaSide::Stream { connection, stream } => {
+                self.authorize_connections(principal, crate::auth::Action::Read)?;
+                let record = self.connection(&connection).await?;
+                let latest = self
+                    .catalog()
+                    .latest_schema(&crate::connections::stream_subject(&record.id, &stream))
+                    .await?
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "no schema is recorded for stream `{stream}` of `{connection}`: discover it first"
+                        ))
+                    })?;
+                serde_json::from_value(latest.schema)
+                    .map_err(|e| Error::internal("schema history", e))
+            }
+        }
+    }
+
+    /// Records `fields` as the subject's schema when it differs from the last
+    /// recorded one; returns the changes (empty when unchanged).
+    pub(crate) async fn record_schema(
+        &self,
+        subject: &str,
+        version: Option<i64>,
+        fields: &[SchemaField],
+        cause: &str,
+    ) -> Result<Vec<SchemaChange>> {
+        let print = fingerprint(fields);
+        let previous = self.catalog().latest_schema(subject).await?;
+        if previous.as_ref().is_some_and(|p| p.fingerprint == print) {
+            return Ok(Vec::new());
+        }
+        let changes = match &previous {
+            Some(p) => {
+                let old: Vec<SchemaField> =
+                    serde_json::from_value(p.schema.clone()).unwrap_or_default();
+                diff(&old, fields, &BTreeMap::new())?
+            }
+            None => Vec::new(),
+        };
+        self.catalog()
+            .append_schema(&SchemaHistoryRecord {
+                seq: 0,
+                subject: subject.to_owned(),
+                version,
+                fingerprint: print,
+                schema: serde_json::to_value(fields)
+                    .map_err(|e| Error::internal("schema history", e))?,
+                changes: serde_json::to_value(&changes)
+                    .map_err(|e| Error::internal("schema history", e))?,
+                cause: cause.to_owned(),
+                recorded_at: Utc::now(),
+            })
+            .await?;
+        Ok(changes)
+    }
+
+    /// Records a dataset's current schema after a write.
+    pub(crate) async fn record_dataset_schema(
+        &self,
+        dataset_id: &str,
+        version: i64,
+        schema: &Schema,
+        cause: &str,
+    ) {
+        let subject = format!("dataset:{dataset_id}");
+        if let Err(e) = self
+            .record_schema(&subject, Some(version), &fields_of(schema), cause)
+            .await
+        {
+            // History is a record, not part of the write: the write stands.
+            tracing::warn!(error = %e, dataset = dataset_id, "could not record schema history");
+        }
+    }
+
+    /// The schema history of a dataset, oldest first.
+    pub async fn dataset_schema_history(&self, name: &str) -> Result<Vec<SchemaHistoryRecord>> {
+        let record = self.dataset(name).await?;
+        self.catalog()
+            .schema_history(&format!("dataset:{}", record.id))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, t: &str, nullable: bool) -> SchemaField {
+        SchemaField {
+            name: name.into(),
+            data_type: t.into(),
+            native_type: None,
+            nullable,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn diff_classifies_each_change() {
+        let old = vec![
+            field("id", "Int32", false),
+            field("amount", "Decimal128(10, 2)", true),
+            field("gone", "Utf8", true),
+            field("old_name", "Utf8", true),
+            field("score", "Int64", true),
+            field("flag", "Boolean", true),
+        ];
+        let new = vec![
+            field("id", "Int64", false),
+            field("amount", "Decimal128(12, 2)", false),
+            field("new_name", "Utf8", true),
+            field("score", "Int32", true),
+            field("flag", "Utf8", true),
+            field("extra", "Float64", true),
+        ];
+        let renames = BTreeMap::from([("old_name".to_owned(), "new_name".to_owned())]);
+        let changes = diff(&old, &new, &renames).unwrap();
+        let find = |kind: ChangeKind, column: &str| {
+            changes
+                .iter()
+                .find(|c| c.kind == kind && c.column == column)
+                .unwrap_or_else(|| panic!("{kind:?} {column} in {changes:?}"))
+        };
+        assert!(!find(ChangeKind::TypeWidened, "id").breaking);
+        assert!(!find(ChangeKind::TypeWidened, "amount").breaking);
+        assert!(find(ChangeKind::NullabilityChanged, "amount").breaking);
+        assert!(find(ChangeKind::Removed, "gone").breaking);
+        assert!(find(ChangeKind::Renamed, "new_name").breaking);
+        assert!(find(ChangeKind::TypeNarrowed, "score").breaking);
+        assert!(find(ChangeKind::TypeChanged, "flag").breaking);
+        assert!(!find(ChangeKind::Added, "extra").breaking);
+        assert_eq!(changes.len(), 8);
+    }
+
+    #[test]
+    fn short_names_parse_like_arrow_names() {
+        assert_eq!(parse_type("bigint").unwrap(), DataType::Int64);
+        assert_eq!(parse_type("Int64").unwrap(), DataType::Int64);
+        assert_eq!(
+            parse_type("decimal(12,2)").unwrap(),
+            DataType::Decimal128(12, 2)
+        );
+        assert!(parse_type("nonsense").is_err());
+    }
+
+    #[test]
+    fn unchanged_schemas_have_equal_fingerprints() {
+        let a = vec![field("id", "Int64", false)];
+        let mut b = a.clone();
+        b[0].description = Some("the key".into());
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        b[0].nullable = true;
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn storable_types_cover_what_delta_lacks() {
+        assert_eq!(storable_type(&DataType::UInt32), DataType::Int64);
+        assert_eq!(
+            storable_type(&DataType::Time64(TimeUnit::Nanosecond)),
+            DataType::Utf8
+        );
+        assert_eq!(
+            storable_type(&DataType::Timestamp(
+                TimeUnit::Nanosecond,
+                Some("UTC".into())
+            )),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert_eq!(
+            storable_type(&DataType::Dictionary(
+                Box::new(DataType::Int8),
+                Box::new(DataType::Utf8)
+            )),
+            DataType::Utf8
+        );
+    }
+}
