@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Source, SourceEnv, StreamInfo, cursor_candidates,
+    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
     parse_config, type_name,
 };
 use crate::{Error, Result};
@@ -40,16 +40,16 @@ enum Auth {
     #[default]
     None,
     /// `Authorization: Bearer <value>`.
-    Bearer { value: String },
+    Bearer { value: Secret },
     /// A header of the given name.
-    Header { name: String, value: String },
+    Header { name: String, value: Secret },
     /// A query parameter of the given name.
-    Query { name: String, value: String },
+    Query { name: String, value: Secret },
     /// HTTP basic authentication.
     Basic {
         username: String,
         #[serde(default)]
-        password: Option<String>,
+        password: Option<Secret>,
     },
 }
 
@@ -232,6 +232,10 @@ impl Connector for HttpApi {
         &["/auth/value", "/auth/password"]
     }
 
+    fn destination_fields(&self) -> &'static [&'static str] {
+        &["/url", "/auth/type", "/auth/name", "/auth/username"]
+    }
+
     fn validate(&self, config: &Value) -> Result<()> {
         let config: Config = parse_config(config)?;
         let url = Url::parse(&config.url).map_err(|e| Error::config("/url", e.to_string()))?;
@@ -255,6 +259,7 @@ impl Connector for HttpApi {
         Ok(Arc::new(ApiSource {
             stream: config.stream_name(),
             fetcher: Arc::new(Fetcher { config, client }),
+            schema: tokio::sync::OnceCell::new(),
         }))
     }
 }
@@ -289,8 +294,24 @@ struct Page {
 
 impl Fetcher {
     fn request_url(&self, next: &Next) -> Result<Url> {
-        if let Next::Url(url) = next {
-            return Url::parse(url).map_err(|e| Error::source(FailureKind::System, e.to_string()));
+        if let Next::Url(link) = next {
+            let mut url =
+                Url::parse(link).map_err(|e| Error::source(FailureKind::System, e.to_string()))?;
+            let base =
+                Url::parse(&self.config.url).map_err(|e| Error::config("/url", e.to_string()))?;
+            // Credentials go only where the connection points.
+            if url.origin() != base.origin() {
+                return Err(Error::source(
+                    FailureKind::System,
+                    "the API's next-page link leaves its origin; not followed",
+                ));
+            }
+            if let Auth::Query { name, value } = &self.config.auth
+                && !url.query_pairs().any(|(k, _)| k == name.as_str())
+            {
+                url.query_pairs_mut().append_pair(name, value.expose());
+            }
+            return Ok(url);
         }
         let mut url =
             Url::parse(&self.config.url).map_err(|e| Error::config("/url", e.to_string()))?;
@@ -300,7 +321,7 @@ impl Fetcher {
                 query.append_pair(k, v);
             }
             if let Auth::Query { name, value } = &self.config.auth {
-                query.append_pair(name, value);
+                query.append_pair(name, value.expose());
             }
             match (&self.config.pagination, next) {
                 (
@@ -356,10 +377,10 @@ impl Fetcher {
                 request = request.header(k, v);
             }
             request = match &self.config.auth {
-                Auth::Bearer { value } => request.bearer_auth(value),
-                Auth::Header { name, value } => request.header(name, value),
+                Auth::Bearer { value } => request.bearer_auth(value.expose()),
+                Auth::Header { name, value } => request.header(name, value.expose()),
                 Auth::Basic { username, password } => {
-                    request.basic_auth(username, password.as_ref())
+                    request.basic_auth(username, password.as_ref().map(Secret::expose))
                 }
                 Auth::None | Auth::Query { .. } => request,
             };
@@ -538,9 +559,15 @@ fn request_error(err: reqwest::Error) -> Error {
 struct ApiSource {
     stream: String,
     fetcher: Arc<Fetcher>,
+    /// Inferred once per opened source (a changed connection opens a new one).
+    schema: tokio::sync::OnceCell<SchemaRef>,
 }
 
 impl ApiSource {
+    async fn schema(&self) -> Result<SchemaRef> {
+        self.schema.get_or_try_init(|| self.infer()).await.cloned()
+    }
+
     /// The schema of the records of the first `infer_pages` pages.
     async fn infer(&self) -> Result<SchemaRef> {
         let mut next = Next::Start;
@@ -577,7 +604,7 @@ impl Source for ApiSource {
     }
 
     async fn discover(&self) -> Result<Vec<StreamInfo>> {
-        let schema = self.infer().await?;
+        let schema = self.schema().await?;
         Ok(vec![StreamInfo {
             name: self.stream.clone(),
             namespace: None,
@@ -616,7 +643,7 @@ impl Source for ApiSource {
                 ),
             ));
         }
-        let schema = self.infer().await?;
+        let schema = self.schema().await?;
         let partition = ApiPartition {
             schema: schema.clone(),
             fetcher: self.fetcher.clone(),
@@ -648,8 +675,17 @@ impl PartitionStream for ApiPartition {
             let fetcher = fetcher.clone();
             let schema = schema.clone();
             async move {
-                if matches!(next, Next::Done) || fetched >= max_pages {
+                if matches!(next, Next::Done) {
                     return Ok(None);
+                }
+                if fetched >= max_pages {
+                    // Stopping quietly would pass a partial read off as complete.
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        Error::config(
+                            "/max_pages",
+                            format!("the API has more than {max_pages} pages; raise max_pages"),
+                        ),
+                    )));
                 }
                 let page = fetcher
                     .page(&next)
@@ -700,8 +736,9 @@ mod tests {
         let url = Url::parse("http://h/x?key=secret&page=2").unwrap();
         let auth = Auth::Query {
             name: "key".into(),
-            value: "secret".into(),
+            value: serde_json::from_value(json!("secret")).unwrap(),
         };
+        assert_eq!(format!("{auth:?}").matches("secret").count(), 0);
         let shown = redact(&url, &auth);
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("page=2"));

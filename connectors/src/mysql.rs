@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::postgres::not_found_or;
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Source, SourceEnv, StreamInfo, cursor_candidates,
+    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
     parse_config, type_name, with_timeout,
 };
 use crate::sql_names::split_stream;
@@ -61,7 +61,7 @@ struct Config {
     database: String,
     user: String,
     #[serde(default)]
-    password: Option<String>,
+    password: Option<Secret>,
     #[serde(default)]
     ssl_mode: SslMode,
     #[serde(default)]
@@ -97,7 +97,7 @@ impl Config {
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
-            .pass(self.password.clone())
+            .pass(self.password.as_ref().map(|p| p.expose().to_owned()))
             .db_name(Some(self.database.clone()))
             .ssl_opts(ssl)
             .into()
@@ -140,6 +140,10 @@ impl Connector for MySql {
 
     fn secret_fields(&self) -> &'static [&'static str] {
         &["/password"]
+    }
+
+    fn destination_fields(&self) -> &'static [&'static str] {
+        &["/host", "/port", "/user"]
     }
 
     fn validate(&self, config: &Value) -> Result<()> {
@@ -260,7 +264,10 @@ impl MySqlSource {
                 .map(|(k, v)| (k.to_owned(), SecretString::from(v)))
                 .collect();
                 if let Some(password) = &c.password {
-                    params.insert("pass".into(), SecretString::from(password.clone()));
+                    params.insert(
+                        "pass".into(),
+                        SecretString::from(password.expose().to_owned()),
+                    );
                 }
                 let timeout = c.timeout();
                 let pool = self
@@ -296,6 +303,9 @@ SELECT TABLE_NAME, COLUMN_NAME
 FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY'
 ORDER BY TABLE_NAME, ORDINAL_POSITION";
+
+const TABLE_EXISTS: &str = "SELECT 1 FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
 
 /// Column types the table provider maps; others are read as text and flagged.
 fn is_mapped(native: &str) -> bool {
@@ -460,6 +470,26 @@ impl Source for MySqlSource {
             Some(db) => TableReference::partial(db.as_str(), name.table.as_str()),
             None => TableReference::bare(name.table.as_str()),
         };
+        // The table provider quotes names without escaping backticks: refuse
+        // them, and let only tables that exist (asked with bound parameters) through.
+        if stream.contains('`') {
+            return Err(Error::config(
+                "/stream",
+                "stream names cannot contain a backtick",
+            ));
+        }
+        let exists: Option<u8> = {
+            let mut conn = self.conn.lock().await;
+            conn.exec_first(TABLE_EXISTS, (name.namespace.clone(), name.table.clone()))
+                .await
+                .map_err(|e| classify(e, self.config.ssl_mode))?
+        };
+        if exists.is_none() {
+            return Err(Error::config(
+                "/stream",
+                format!("stream `{stream}` not found"),
+            ));
+        }
         let pool = self.pool().await?;
         MySQLTableFactory::new(pool)
             .table_provider(reference)

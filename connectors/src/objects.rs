@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Source, SourceEnv, StreamInfo, cursor_candidates,
+    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
     parse_config, type_name,
 };
 use crate::{Error, Result};
@@ -103,9 +103,9 @@ struct S3Config {
     #[serde(default)]
     access_key_id: Option<String>,
     #[serde(default)]
-    secret_access_key: Option<String>,
+    secret_access_key: Option<Secret>,
     #[serde(default)]
-    session_token: Option<String>,
+    session_token: Option<Secret>,
     #[serde(default)]
     allow_http: bool,
     #[serde(default)]
@@ -116,7 +116,7 @@ struct S3Config {
 #[serde(deny_unknown_fields)]
 struct GcsConfig {
     #[serde(default)]
-    service_account_key: Option<String>,
+    service_account_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -124,7 +124,7 @@ struct GcsConfig {
 struct AzureConfig {
     account: String,
     #[serde(default)]
-    access_key: Option<String>,
+    access_key: Option<Secret>,
     #[serde(default)]
     endpoint: Option<String>,
     #[serde(default)]
@@ -400,6 +400,16 @@ impl Connector for Files {
         ]
     }
 
+    fn destination_fields(&self) -> &'static [&'static str] {
+        &[
+            "/url",
+            "/s3/endpoint",
+            "/s3/access_key_id",
+            "/azure/account",
+            "/azure/endpoint",
+        ]
+    }
+
     fn validate(&self, config: &Value) -> Result<()> {
         let config: Config = parse_config(config)?;
         config.location()?;
@@ -415,6 +425,7 @@ impl Connector for Files {
             stream: config.stream_name(),
             options: config.listing_options()?,
             format: config.format()?,
+            local_roots: (location.url.scheme() == "file").then(|| env.allowed_roots.clone()),
             table_url,
             runtime: env.runtime.clone(),
             registered,
@@ -474,10 +485,10 @@ fn register_store(
                 builder = builder.with_access_key_id(key);
             }
             if let Some(secret) = &s3.secret_access_key {
-                builder = builder.with_secret_access_key(secret);
+                builder = builder.with_secret_access_key(secret.expose());
             }
             if let Some(token) = &s3.session_token {
-                builder = builder.with_token(token);
+                builder = builder.with_token(token.expose());
             }
             if s3.access_key_id.is_none() {
                 builder = builder.with_skip_signature(true);
@@ -489,9 +500,11 @@ fn register_store(
             let mut builder = GoogleCloudStorageBuilder::new()
                 .with_bucket_name(&host)
                 .with_client_options(options);
-            if let Some(key) = &gcs.service_account_key {
-                builder = builder.with_service_account_key(key);
-            }
+            // Without a key, requests go unsigned: never with the server's own credentials.
+            builder = match &gcs.service_account_key {
+                Some(key) => builder.with_service_account_key(key.expose()),
+                None => builder.with_skip_signature(true),
+            };
             Arc::new(builder.build().map_err(store_error)?)
         }
         "az" | "abfs" | "abfss" => {
@@ -504,9 +517,10 @@ fn register_store(
                 .with_account(&azure.account)
                 .with_container_name(&host)
                 .with_allow_http(azure.allow_http);
-            if let Some(key) = &azure.access_key {
-                builder = builder.with_access_key(key);
-            }
+            builder = match &azure.access_key {
+                Some(key) => builder.with_access_key(key.expose()),
+                None => builder.with_skip_signature(true),
+            };
             if let Some(endpoint) = &azure.endpoint {
                 builder = builder.with_endpoint(endpoint.clone());
             }
@@ -545,6 +559,10 @@ pub(crate) fn store_error(err: object_store::Error) -> Error {
         object_store::Error::NotFound { path, .. } => {
             Error::config("/url", format!("{path} not found"))
         }
+        // S3 answers bad keys with 403, which object_store calls a denial.
+        object_store::Error::PermissionDenied { .. } if is_credential_error(&err.to_string()) => {
+            Error::source(FailureKind::Auth, err.to_string())
+        }
         object_store::Error::PermissionDenied { .. } => {
             Error::source(FailureKind::Permission, err.to_string())
         }
@@ -564,6 +582,8 @@ pub(crate) fn classify_text(text: String) -> Error {
     let lower = text.to_lowercase();
     let kind = if lower.contains("timed out") || lower.contains("timeout") {
         FailureKind::Timeout
+    } else if is_credential_error(&text) {
+        FailureKind::Auth
     } else if lower.contains("403") || lower.contains("forbidden") || lower.contains("accessdenied")
     {
         FailureKind::Permission
@@ -584,12 +604,28 @@ pub(crate) fn classify_text(text: String) -> Error {
     Error::source(kind, text)
 }
 
+/// Error codes stores use for credentials they do not accept.
+fn is_credential_error(text: &str) -> bool {
+    [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AuthenticationFailed",
+        "ExpiredToken",
+        "InvalidToken",
+        "invalid_grant",
+    ]
+    .iter()
+    .any(|code| text.contains(code))
+}
+
 /// Open files.
 struct FilesSource {
     stream: String,
     options: ListingOptions,
     format: Format,
     table_url: ListingTableUrl,
+    /// For local files: the roots every matched file must resolve inside.
+    local_roots: Option<Vec<PathBuf>>,
     runtime: Arc<RuntimeEnv>,
     registered: Option<Url>,
     timeout: Duration,
@@ -618,6 +654,7 @@ impl FilesSource {
     }
 
     async fn listing(&self) -> Result<Arc<ListingTable>> {
+        self.check_local_files().await?;
         let ctx = self.context();
         let state = ctx.state();
         let schema = crate::source::with_timeout(self.timeout, async {
@@ -633,7 +670,27 @@ impl FilesSource {
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
 
-    async fn count_files(&self) -> Result<usize> {
+    /// Local listings follow symlinks: every matched file must still
+    /// resolve inside the import roots.
+    async fn check_local_files(&self) -> Result<()> {
+        let Some(roots) = &self.local_roots else {
+            return Ok(());
+        };
+        for location in self.files().await? {
+            let path = std::path::Path::new("/").join(location.as_ref());
+            let resolved = std::fs::canonicalize(&path)
+                .map_err(|e| Error::source(FailureKind::System, e.to_string()))?;
+            if !roots.iter().any(|root| resolved.starts_with(root)) {
+                return Err(Error::config(
+                    "/url",
+                    "a matched file resolves outside the allowed import roots",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn files(&self) -> Result<Vec<object_store::path::Path>> {
         let ctx = self.context();
         let state = ctx.state();
         let store = state
@@ -650,7 +707,11 @@ impl FilesSource {
                 .map_err(datafusion_error)
         })
         .await?;
-        Ok(files.len())
+        Ok(files.into_iter().map(|meta| meta.location).collect())
+    }
+
+    async fn count_files(&self) -> Result<usize> {
+        Ok(self.files().await?.len())
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
 
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Source, SourceEnv, StreamInfo, cursor_candidates,
+    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
     parse_config, type_name,
 };
 use crate::sql_names::split_stream;
@@ -62,7 +62,7 @@ struct Config {
     database: String,
     user: String,
     #[serde(default)]
-    password: Option<String>,
+    password: Option<Secret>,
     #[serde(default)]
     ssl_mode: SslMode,
     /// Schemas to list; all but the system ones when empty.
@@ -98,7 +98,7 @@ impl Config {
             .application_name("basin")
             .connect_timeout(self.timeout());
         if let Some(password) = &self.password {
-            config.password(password);
+            config.password(password.expose());
         }
         config
     }
@@ -141,6 +141,10 @@ impl Connector for Postgres {
 
     fn secret_fields(&self) -> &'static [&'static str] {
         &["/password"]
+    }
+
+    fn destination_fields(&self) -> &'static [&'static str] {
+        &["/host", "/port", "/user"]
     }
 
     fn validate(&self, config: &Value) -> Result<()> {
@@ -290,7 +294,10 @@ impl PostgresSource {
                 .map(|(k, v)| (k.to_owned(), SecretString::from(v)))
                 .collect();
                 if let Some(password) = &c.password {
-                    params.insert("pass".into(), SecretString::from(password.clone()));
+                    params.insert(
+                        "pass".into(),
+                        SecretString::from(password.expose().to_owned()),
+                    );
                 }
                 let io = self.io.clone();
                 let timeout = c.timeout();
@@ -397,6 +404,11 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
 WHERE i.indisprimary
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY n.nspname, c.relname, array_position(i.indkey::int2[], a.attnum)";
+
+const TABLE_EXISTS: &str = "
+SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
 
 /// Native types the table provider maps to a proper Arrow type; any other
 /// column is read as text and flagged.
@@ -559,6 +571,19 @@ impl Source for PostgresSource {
             Some(schema) => TableReference::partial(schema.as_str(), name.table.as_str()),
             None => TableReference::bare(name.table.as_str()),
         };
+        // The table provider pastes names into SQL unquoted on some paths:
+        // only a table that exists (asked with bound parameters) gets there.
+        let exists = self
+            .client
+            .query_opt(TABLE_EXISTS, &[&name.namespace, &name.table])
+            .await
+            .map_err(classify)?;
+        if exists.is_none() {
+            return Err(Error::config(
+                "/stream",
+                format!("stream `{stream}` not found"),
+            ));
+        }
         let pool = self.pool().await?;
         PostgresTableFactory::new(pool)
             .table_provider(reference)

@@ -104,6 +104,25 @@ impl Error {
     }
 }
 
+/// A configuration value that is secret: read from a string, never printed
+/// (its `Debug` is `***`), so a logged source or plan cannot show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that sends it to the source.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 /// What a source needs from the server that opens it.
 #[derive(Clone)]
 pub struct SourceEnv {
@@ -230,6 +249,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// JSON pointers of the fields whose values are secrets (stored sealed,
     /// never returned).
     fn secret_fields(&self) -> &'static [&'static str];
+    /// JSON pointers of the fields that say where the source is (host,
+    /// URL, endpoint, the kind of credentials): when one changes, stored
+    /// secrets are dropped rather than sent to the new place.
+    fn destination_fields(&self) -> &'static [&'static str];
     /// Checks the configuration's shape without any IO.
     fn validate(&self, config: &Value) -> Result<()>;
     /// Opens a source: connects and proves the configuration works.

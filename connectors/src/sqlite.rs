@@ -38,33 +38,46 @@ struct Config {
 }
 
 /// Resolves `path` and refuses it unless it lies inside one of `roots`.
+///
+/// A path outside the roots is refused before the file system is asked
+/// anything (`..` is resolved lexically first), so the answer never reveals
+/// what exists outside them; symlinks are then resolved and checked again.
 pub(crate) fn confined_path(path: &str, roots: &[PathBuf], field: &str) -> Result<PathBuf> {
     let given = Path::new(path);
     if !given.is_absolute() {
         return Err(Error::config(field, "the path must be absolute"));
     }
-    let resolved = match std::fs::canonicalize(given) {
-        Ok(resolved) => resolved,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::source(FailureKind::Permission, e.to_string()));
-        }
-        // A path outside the roots is refused whether or not it exists, so
-        // the answer does not reveal what is on the disk.
-        Err(_) if !roots.iter().any(|r| given.starts_with(r)) => {
-            return Err(Error::config(
-                field,
-                "the path is outside the allowed import roots",
-            ));
-        }
-        Err(_) => return Err(Error::config(field, format!("{path} does not exist"))),
-    };
+    let outside = || Error::config(field, "the path is outside the allowed import roots");
+    let lexical = lexically_normal(given);
+    if !roots.iter().any(|root| lexical.starts_with(root)) {
+        return Err(outside());
+    }
+    let resolved = std::fs::canonicalize(&lexical).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::source(
+            FailureKind::Permission,
+            format!("{path}: permission denied"),
+        ),
+        _ => Error::config(field, format!("{path} does not exist")),
+    })?;
     if !roots.iter().any(|root| resolved.starts_with(root)) {
-        return Err(Error::config(
-            field,
-            "the path is outside the allowed import roots",
-        ));
+        return Err(outside());
     }
     Ok(resolved)
+}
+
+/// Resolves `.` and `..` without touching the file system.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -99,6 +112,10 @@ impl Connector for Sqlite {
         &[]
     }
 
+    fn destination_fields(&self) -> &'static [&'static str] {
+        &["/path"]
+    }
+
     fn validate(&self, config: &Value) -> Result<()> {
         let config: Config = parse_config(config)?;
         for (i, table) in config.tables.iter().enumerate() {
@@ -123,8 +140,13 @@ impl Connector for Sqlite {
         .await
         .map_err(|e| Error::source(FailureKind::System, e.to_string()))??;
         let text_path = path.to_string_lossy().into_owned();
+        // A read-only URI: the pool must neither create nor change the file.
+        let uri = format!(
+            "file:{}?mode=ro",
+            text_path.replace('?', "%3f").replace('#', "%23")
+        );
         let pool = SqliteConnectionPool::new_with_schemas(
-            &text_path,
+            &uri,
             Mode::File,
             JoinPushDown::AllowedFor(text_path.clone()),
             Vec::new(),
@@ -307,6 +329,31 @@ impl Source for SqliteSource {
 
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>> {
         let name = split_stream(stream).map_err(|e| Error::config("/stream", e))?;
+        // Only tables that exist (asked with a bound parameter) reach the
+        // table provider, which builds SQL from the name.
+        let path = self.path.clone();
+        let table = name.table.clone();
+        let exists = tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(sqlite_error)?;
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+                [&table],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(sqlite_error)
+        })
+        .await
+        .map_err(|e| Error::source(FailureKind::System, e.to_string()))??;
+        if exists == 0 {
+            return Err(Error::config(
+                "/stream",
+                format!("stream `{stream}` not found"),
+            ));
+        }
         SqliteTableFactory::new(self.pool.clone())
             .table_provider(TableReference::bare(name.table.as_str()))
             .await

@@ -19,7 +19,7 @@ use datafusion::error::DataFusionError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::{Action, Principal, Resource};
+use crate::auth::{Action, Principal};
 use crate::catalog::{ConnectionRecord, SchemaHistoryRecord};
 use crate::schema::{SchemaChange, SchemaField, fields_of_stream};
 use crate::{Engine, Error, Result, ident};
@@ -257,13 +257,8 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        // The secret first: a connection row never points at a missing secret.
-        self.put_secret(&secret_name(&record.id), &secret_bytes(&secrets)?)
-            .await?;
-        if let Err(e) = self.catalog().insert_connection(&record).await {
-            self.delete_secret(&secret_name(&record.id)).await?;
-            return Err(e);
-        }
+        let sealed = self.sealed_secret(&secret_name(&record.id), &secret_bytes(&secrets)?)?;
+        self.catalog().insert_connection(&record, &sealed).await?;
         Ok(record)
     }
 
@@ -274,7 +269,9 @@ impl Engine {
         patch: ConnectionPatch,
     ) -> Result<ConnectionRecord> {
         let mut record = self.connection(id_or_name).await?;
+        let read_version = record.version;
         let connector = self.connector(&record.kind)?;
+        let mut sealed = None;
         if let Some(name) = patch.name {
             Self::check_connection_name(&name)?;
             record.name = name;
@@ -285,6 +282,15 @@ impl Engine {
         if let Some(config) = patch.config {
             let mut secrets = self.connection_secrets(&record.id).await?;
             let (public, given) = split_secrets(connector.as_ref(), &config);
+            // Stored secrets never follow the connection to another server:
+            // when where it points changes, only secrets given now are kept.
+            let moved = connector
+                .destination_fields()
+                .iter()
+                .any(|p| record.config.pointer(p) != public.pointer(p));
+            if moved {
+                secrets.clear();
+            }
             for pointer in connector.secret_fields() {
                 if is_explicit_null(&config, pointer) {
                     secrets.remove(*pointer);
@@ -296,14 +302,15 @@ impl Engine {
                 put_pointer(&mut full, pointer, value.clone());
             }
             connector.validate(&full)?;
-            self.put_secret(&secret_name(&record.id), &secret_bytes(&secrets)?)
-                .await?;
+            sealed = Some(self.sealed_secret(&secret_name(&record.id), &secret_bytes(&secrets)?)?);
             record.config = public;
             record.secret_fields = secrets.keys().cloned().collect();
         }
         record.version += 1;
         record.updated_at = Utc::now();
-        self.catalog().update_connection(&record).await?;
+        self.catalog()
+            .update_connection(&record, sealed.as_ref(), read_version)
+            .await?;
         self.inner.sources.forget(&record.id);
         Ok(record)
     }
@@ -311,8 +318,9 @@ impl Engine {
     /// Deletes a connection, its sealed secrets, sync state and mappings.
     pub async fn delete_connection(&self, id_or_name: &str) -> Result<()> {
         let record = self.connection(id_or_name).await?;
-        self.catalog().delete_connection(&record.id).await?;
-        self.delete_secret(&secret_name(&record.id)).await?;
+        self.catalog()
+            .delete_connection(&record.id, &secret_name(&record.id))
+            .await?;
         self.inner.sources.forget(&record.id);
         Ok(())
     }
@@ -355,6 +363,17 @@ impl Engine {
         self.test_connection_config(&record.kind, &config).await
     }
 
+    /// Drops a connection's opened source after a failure that a fresh
+    /// connection might not have (a restarted database, an idle timeout).
+    pub(crate) fn forget_source_after(&self, record: &ConnectionRecord, error: &Error) {
+        if let Error::Source(e) = error
+            && e.kind == basin_connectors::FailureKind::Config
+        {
+            return;
+        }
+        self.inner.sources.forget(&record.id);
+    }
+
     /// The opened source of a connection, reused while the connection is unchanged.
     pub(crate) async fn open_source(&self, record: &ConnectionRecord) -> Result<Arc<dyn Source>> {
         if let Some(source) = self.inner.sources.get(&record.id, record.version) {
@@ -378,7 +397,14 @@ impl Engine {
     pub async fn discover(&self, id_or_name: &str) -> Result<Vec<DiscoveredStream>> {
         let record = self.connection(id_or_name).await?;
         let source = self.open_source(&record).await?;
-        let streams = source.discover().await?;
+        let streams = match source.discover().await {
+            Ok(streams) => streams,
+            Err(e) => {
+                let e = Error::from(e);
+                self.forget_source_after(&record, &e);
+                return Err(e);
+            }
+        };
         let mut out = Vec::with_capacity(streams.len());
         for stream in streams {
             let subject = stream_subject(&record.id, &stream.name);
@@ -412,9 +438,7 @@ impl Engine {
         principal: &Principal,
         ctx: &datafusion::prelude::SessionContext,
     ) -> Result<()> {
-        if principal.dataset_limit().is_some()
-            || principal.authorize(Action::Read, Resource::Global).is_err()
-        {
+        if self.authorize_connections(principal, Action::Read).is_err() {
             return Ok(());
         }
         for record in self.catalog().list_connections().await? {
@@ -528,7 +552,11 @@ impl SchemaProvider for ConnectionSchema {
             {
                 Ok(None)
             }
-            Err(e) => Err(to_df(e.into())),
+            Err(e) => {
+                let e = Error::from(e);
+                self.engine.forget_source_after(&self.record, &e);
+                Err(to_df(e))
+            }
         }
     }
 

@@ -149,6 +149,9 @@ pub enum Error {
     /// A source failed: its configuration, credentials, network, privileges or time.
     #[error("{0}")]
     Source(SourceError),
+    /// The thing changed since the caller read it; read it again and retry.
+    #[error("{0}")]
+    Conflict(String),
     /// A sync's stream no longer matches its dataset and the policy refuses the change.
     #[error("{message}")]
     SchemaChanged {
@@ -212,6 +215,7 @@ impl Error {
                 FailureKind::System => "source_error",
             },
             Self::SchemaChanged { .. } => "schema_changed",
+            Self::Conflict(_) => "conflict",
             Self::Internal(_) => "internal",
         }
     }

@@ -213,15 +213,30 @@ pub fn diff(
     Ok(changes)
 }
 
-/// Types that differ only in representation (string views, large offsets).
+/// Types that differ only in representation: string views, large offsets,
+/// and the names and nullability of nested fields (sources call list items
+/// `item`, Delta calls them `element`).
 fn same_type(a: &DataType, b: &DataType) -> bool {
+    representation_free(a) == representation_free(b)
+}
+
+fn representation_free(t: &DataType) -> DataType {
     use DataType::*;
-    let norm = |t: &DataType| match t {
+    let field = |f: &Field| Field::new("item", representation_free(f.data_type()), true);
+    match t {
         LargeUtf8 | Utf8View => Utf8,
         LargeBinary | BinaryView => Binary,
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) => List(field(f).into()),
+        FixedSizeList(f, n) => FixedSizeList(field(f).into(), *n),
+        Struct(fields) => Struct(Fields::from(
+            fields
+                .iter()
+                .map(|f| Field::new(f.name(), representation_free(f.data_type()), true))
+                .collect::<Vec<_>>(),
+        )),
+        Map(f, sorted) => Map(field(f).into(), *sorted),
         other => other.clone(),
-    };
-    norm(a) == norm(b)
+    }
 }
 
 /// Whether every value of `from` fits `to` (Delta's type widening and the
@@ -356,6 +371,12 @@ impl Engine {
         action: crate::auth::Action,
     ) -> Result<()> {
         principal.authorize(action, crate::auth::Resource::Global)?;
+        // A connection reads with its own credentials: nobody unidentified uses them.
+        if principal.via == crate::auth::Via::Anonymous {
+            return Err(Error::Unauthenticated(
+                "connections need a signed-in user or an API key".into(),
+            ));
+        }
         if principal.dataset_limit().is_some() {
             return Err(Error::Forbidden(
                 "this API key is limited to datasets: connections are out of its reach".into(),
@@ -418,6 +439,21 @@ impl Engine {
         fields: &[SchemaField],
         cause: &str,
     ) -> Result<Vec<SchemaChange>> {
+        // Discovery reads nullability from the source's catalog and syncs from
+        // the table provider, which may disagree: for streams it is left out,
+        // so the history records real changes only.
+        let stream = subject.starts_with("stream:");
+        let fields: Vec<SchemaField> = fields
+            .iter()
+            .cloned()
+            .map(|mut f| {
+                if stream {
+                    f.nullable = true;
+                }
+                f
+            })
+            .collect();
+        let fields = fields.as_slice();
         let print = fingerprint(fields);
         let previous = self.catalog().latest_schema(subject).await?;
         if previous.as_ref().is_some_and(|p| p.fingerprint == print) {
@@ -524,6 +560,21 @@ mod tests {
         assert!(find(ChangeKind::TypeChanged, "flag").breaking);
         assert!(!find(ChangeKind::Added, "extra").breaking);
         assert_eq!(changes.len(), 8);
+    }
+
+    #[test]
+    fn list_item_names_are_not_changes() {
+        let a = SchemaField {
+            name: "xs".into(),
+            data_type: DataType::List(Field::new("item", DataType::Int32, true).into()).to_string(),
+            native_type: None,
+            nullable: true,
+            description: None,
+        };
+        let mut b = a.clone();
+        b.data_type =
+            DataType::List(Field::new("element", DataType::Int32, false).into()).to_string();
+        assert!(diff(&[a], &[b], &BTreeMap::new()).unwrap().is_empty());
     }
 
     #[test]

@@ -236,6 +236,20 @@ impl Engine {
         self.inner.data_key.read().expect("data key lock").clone()
     }
 
+    /// A secret sealed under the current data key, for a store that writes
+    /// it in the same transaction as the row that uses it.
+    pub(crate) fn sealed_secret(&self, name: &str, value: &[u8]) -> Result<SecretRecord> {
+        let key = self.data_key();
+        let now = Utc::now();
+        Ok(SecretRecord {
+            name: name.to_owned(),
+            key_id: key.id().to_owned(),
+            sealed: key.seal(name, value)?,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
     /// Seals and stores a secret under `name` (replacing any before it).
     pub async fn put_secret(&self, name: &str, value: &[u8]) -> Result<()> {
         let key = self.data_key();

@@ -251,7 +251,11 @@ impl Engine {
                     Some(i as f64 / total as f64),
                     format!("stream {} of {total}: {}", i + 1, plan.stream),
                 );
-                results.push(engine.sync_stream(&record, &plan, &ctx).await?);
+                let done = engine.sync_stream(&record, &plan, &ctx).await;
+                if let Err(e) = &done {
+                    engine.forget_source_after(&record, e);
+                }
+                results.push(done?);
             }
             Ok(json!({ "streams": results }))
         })
@@ -287,17 +291,23 @@ impl Engine {
             frame = apply_mappings(frame, &mappings)?;
         }
         let existing = self.catalog().dataset_by_name(&plan.dataset).await?;
-        let state = match (&plan.mode, &existing) {
-            (SyncMode::Incremental, Some(_)) => {
-                self.catalog()
-                    .sync_state(&record.id, &plan.stream, &plan.dataset)
+        // The cursor's position is the dataset's own largest value: it moves
+        // in the same commit as the rows, so a failure between the two cannot
+        // make the next run skip or repeat rows.
+        let last = match (&plan.mode, &existing, &plan.cursor_field) {
+            (SyncMode::Incremental, Some(dataset), Some(cursor)) => {
+                let current = snapshot_of(&open_table(&dataset.location, None).await?)
                     .await?
+                    .schema;
+                if current.field_with_name(cursor).is_ok() {
+                    self.max_as_text(&ctx, &dataset.location, cursor).await?
+                } else {
+                    None
+                }
             }
             _ => None,
         };
-        if let (Some(cursor), Some(state)) = (&plan.cursor_field, &state)
-            && let Some(Value::String(last)) = &state.cursor_value
-        {
+        if let (Some(cursor), Some(last)) = (&plan.cursor_field, &last) {
             let field = frame
                 .schema()
                 .field_with_unqualified_name(cursor)
@@ -308,7 +318,16 @@ impl Engine {
                     ))
                 })?;
             let bound = cast(lit(last.clone()), field.data_type().clone());
-            frame = frame.filter(col(ident_col(cursor)).gt(bound))?;
+            // A merge re-reads the rows at the last cursor value (harmless:
+            // they match their keys), so rows that arrived later with that
+            // same value are not lost; an append reads strictly past it, so
+            // nothing is written twice.
+            let past = if plan.write == SyncWrite::Merge {
+                col(ident_col(cursor)).gt_eq(bound)
+            } else {
+                col(ident_col(cursor)).gt(bound)
+            };
+            frame = frame.filter(past)?;
         } else if let Some(cursor) = &plan.cursor_field
             && frame.schema().field_with_unqualified_name(cursor).is_err()
         {
@@ -387,7 +406,8 @@ impl Engine {
         let (version, rows_written) = match (plan.write, existing) {
             (SyncWrite::Merge, Some(dataset)) => {
                 let key = if plan.primary_key.is_empty() {
-                    self.stream_primary_key(record, &plan.stream).await?
+                    let key = self.stream_primary_key(record, &plan.stream).await?;
+                    self.mapped_names(record, &plan.stream, key).await?
                 } else {
                     plan.primary_key.clone()
                 };
@@ -398,8 +418,23 @@ impl Engine {
                 // The dataset's rows cast to the new types, plus the new rows,
                 // replace the dataset in one commit.
                 let old = self.dataset_frame(&ctx, &dataset.location).await?;
-                let old = fit_columns(old, frame.schema().as_arrow(), true)?;
-                let combined = old.union(frame)?;
+                // The stream's columns with their new types, then the columns
+                // only the dataset has (null in the new rows).
+                let mut fields: Vec<arrow::datatypes::FieldRef> =
+                    frame.schema().fields().iter().cloned().collect();
+                for field in old.schema().fields() {
+                    if frame
+                        .schema()
+                        .field_with_unqualified_name(field.name())
+                        .is_err()
+                    {
+                        fields.push(field.clone());
+                    }
+                }
+                let target = Schema::new(fields);
+                let old = fit_columns(old, &target, false)?;
+                let new = fit_columns(frame, &target, false)?;
+                let combined = old.union(new)?;
                 let target = WriteTarget {
                     name: &plan.dataset,
                     existing: Some(dataset),
@@ -438,14 +473,14 @@ impl Engine {
         {
             let dataset = self.dataset(&plan.dataset).await?;
             cursor_value = self.max_as_text(&ctx, &dataset.location, cursor).await?;
-            let previous = state.and_then(|s| s.cursor_value);
+            // A record for people and dashboards; runs read the dataset itself.
             self.catalog()
                 .put_sync_state(&SyncStateRecord {
                     connection_id: record.id.clone(),
                     stream: plan.stream.clone(),
                     dataset: plan.dataset.clone(),
                     cursor_field: Some(cursor.clone()),
-                    cursor_value: cursor_value.clone().map(Value::from).or(previous),
+                    cursor_value: cursor_value.clone().map(Value::from),
                     updated_at: Utc::now(),
                 })
                 .await?;
@@ -482,6 +517,30 @@ impl Engine {
             )));
         }
         Ok(found)
+    }
+
+    /// Source field names as the dataset has them, through the stream's mappings.
+    async fn mapped_names(
+        &self,
+        record: &ConnectionRecord,
+        stream: &str,
+        names: Vec<String>,
+    ) -> Result<Vec<String>> {
+        let Some(stored) = self.catalog().field_mappings(&record.id, stream).await? else {
+            return Ok(names);
+        };
+        let mappings: Vec<FieldMapping> =
+            serde_json::from_value(stored).map_err(|e| Error::internal("field mappings", e))?;
+        names
+            .into_iter()
+            .map(|name| match mappings.iter().find(|m| m.source == name) {
+                Some(m) if m.drop => Err(Error::InvalidInput(format!(
+                    "key column `{name}` is dropped by the stream's field mappings"
+                ))),
+                Some(m) => Ok(m.target().to_owned()),
+                None => Ok(name),
+            })
+            .collect()
     }
 
     async fn dataset_frame(&self, ctx: &SessionContext, location: &str) -> Result<DataFrame> {
@@ -534,7 +593,8 @@ impl Engine {
             .executor()
             .run(async move {
                 let table = open_table(&location, None).await?;
-                let quoted = |side: &str, c: &str| format!("{side}.\"{}\"", c.replace('"', "\"\""));
+                let ident = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+                let quoted = |side: &str, c: &str| format!("{side}.{}", ident(c));
                 let predicate = key
                     .iter()
                     .map(|k| format!("{} = {}", quoted("target", k), quoted("source", k)))
@@ -547,14 +607,14 @@ impl Engine {
                     .with_merge_schema(add_columns)
                     .with_session_state(Arc::new(state))
                     .when_matched_update(|update| {
-                        columns.iter().fold(update, |u, c| {
-                            u.update(format!("\"{c}\""), quoted("source", c))
-                        })
+                        columns
+                            .iter()
+                            .fold(update, |u, c| u.update(ident(c), quoted("source", c)))
                     })?
                     .when_not_matched_insert(|insert| {
-                        columns.iter().fold(insert, |i, c| {
-                            i.set(format!("\"{c}\""), quoted("source", c))
-                        })
+                        columns
+                            .iter()
+                            .fold(insert, |i, c| i.set(ident(c), quoted("source", c)))
                     })?
                     .await?;
                 let rows =

@@ -43,6 +43,7 @@ fn code_of(error: &Error) -> Code {
         Error::ConnectionNotFound(_) | Error::ConnectorNotFound(_) => Code::NotFound,
         Error::ConnectionExists(_) => Code::AlreadyExists,
         Error::SchemaChanged { .. } => Code::FailedPrecondition,
+        Error::Conflict(_) => Code::Aborted,
         Error::Source(e) => match e.kind {
             FailureKind::Config => Code::InvalidArgument,
             FailureKind::Auth | FailureKind::Permission => Code::FailedPrecondition,

@@ -91,9 +91,9 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::ConnectionNotFound(_) | EngineError::ConnectorNotFound(_) => {
             StatusCode::NOT_FOUND
         }
-        EngineError::ConnectionExists(_) | EngineError::SchemaChanged { .. } => {
-            StatusCode::CONFLICT
-        }
+        EngineError::ConnectionExists(_)
+        | EngineError::SchemaChanged { .. }
+        | EngineError::Conflict(_) => StatusCode::CONFLICT,
         EngineError::Source(e) => match e.kind {
             FailureKind::Config => StatusCode::BAD_REQUEST,
             FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,

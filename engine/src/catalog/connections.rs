@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::SecretRecord;
 use crate::Result;
 
 /// A named source connection. Secret fields are sealed elsewhere.
@@ -73,16 +74,24 @@ pub struct SyncStateRecord {
 /// Connection rows and what hangs off them.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
-    /// Inserts a connection; `ConnectionExists` on a name clash.
-    async fn insert_connection(&self, c: &ConnectionRecord) -> Result<()>;
-    /// Replaces a connection's row (by id); `ConnectionExists` on a name clash.
-    async fn update_connection(&self, c: &ConnectionRecord) -> Result<()>;
+    /// Inserts a connection with its sealed secret fields, in one
+    /// transaction; `ConnectionExists` on a name clash.
+    async fn insert_connection(&self, c: &ConnectionRecord, secret: &SecretRecord) -> Result<()>;
+    /// Replaces a connection's row (and, when given, its sealed secret) in one
+    /// transaction, if the stored row is still at `expected_version`;
+    /// `ConnectionExists` on a name clash, `Conflict` when it changed meanwhile.
+    async fn update_connection(
+        &self,
+        c: &ConnectionRecord,
+        secret: Option<&SecretRecord>,
+        expected_version: i64,
+    ) -> Result<()>;
     /// By id or name.
     async fn connection(&self, id_or_name: &str) -> Result<Option<ConnectionRecord>>;
     /// All connections by name.
     async fn list_connections(&self) -> Result<Vec<ConnectionRecord>>;
-    /// Deletes a connection and its sync state and mappings.
-    async fn delete_connection(&self, id: &str) -> Result<bool>;
+    /// Deletes a connection, its sealed secret, sync state and mappings.
+    async fn delete_connection(&self, id: &str, secret_name: &str) -> Result<bool>;
     /// Appends a schema to a subject's history.
     async fn append_schema(&self, record: &SchemaHistoryRecord) -> Result<()>;
     /// A subject's history, oldest first.

@@ -281,6 +281,17 @@ async fn postgres_types_round_trip_and_tables_query_live() {
         "the filter is not in the SQL sent to PostgreSQL: {plan_text}"
     );
 
+    // Names go to PostgreSQL only for tables that exist: SQL in a name is
+    // just an unknown table.
+    let (status, body) = server
+        .post_json(
+            "/api/v1/query",
+            json!({"sql": "SELECT * FROM pg.\"(SELECT pg_sleep(5)) s CROSS JOIN public\".everything"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "sql_error", "{body}");
+
     // One query across a database, a file and a dataset.
     pg.run(
         "CREATE TABLE {s}.customers (name text PRIMARY KEY, tier text);
@@ -363,7 +374,8 @@ async fn postgres_incremental_merge_and_schema_policies() {
                "mode": "incremental", "cursor_field": "updated_at", "write": "merge", "primary_key": ["id"]}),
     )
     .await;
-    assert_eq!(merged["rows_written"], 1, "{merged}");
+    // The changed row, and the row at the last cursor value (merges re-read it).
+    assert_eq!(merged["rows_written"], 2, "{merged}");
     assert_eq!(
         server.rows("SELECT count(*) FROM events").await,
         [json!([12])]
@@ -1137,13 +1149,13 @@ async fn connections_are_managed_and_schemas_diffed() {
         )
         .await;
     assert_eq!(status, 409);
-    // A patch without the secret keeps it.
+    // A patch without the secret keeps it…
     let response = server
         .client
         .patch(server.url("/api/v1/connections/remote"))
         .json(
-            &json!({"name": "remote2", "config": {"url": "https://api.example.invalid/v2/items",
-                      "auth": {"type": "header", "name": "X-Key"}}}),
+            &json!({"name": "remote2", "config": {"url": "https://api.example.invalid/v1/items",
+                      "auth": {"type": "header", "name": "X-Key"}, "max_pages": 10}}),
         )
         .send()
         .await
@@ -1152,6 +1164,26 @@ async fn connections_are_managed_and_schemas_diffed() {
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["data"]["secret_fields"], json!(["/auth/value"]));
     assert_eq!(patched["data"]["version"], 2);
+    // …but never carries it to another server: pointing elsewhere needs it again.
+    let response = server
+        .client
+        .patch(server.url("/api/v1/connections/remote2"))
+        .json(
+            &json!({"config": {"url": "https://elsewhere.example.invalid/items",
+                      "auth": {"type": "header", "name": "X-Key"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, refused) = split(response).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["details"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("/auth"),
+        "{refused}"
+    );
     let catalog = std::fs::read(server.data_dir.path().join("catalog.db")).unwrap();
     assert!(
         !catalog.windows(12).any(|w| w == b"first-secret"),

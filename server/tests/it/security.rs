@@ -1246,6 +1246,37 @@ async fn anonymous_access_is_off_by_default_and_read_only_when_on() {
     assert_eq!(response.status(), 401);
     let response = anonymous.get(on.url("/api/v1/users")).send().await.unwrap();
     assert_eq!(response.status(), 401);
+    // Connections read with their own credentials: not for anonymous callers.
+    let (status, body) = on
+        .post_json(
+            "/api/v1/connections",
+            json!({"name": "files", "type": "files",
+                   "config": {"url": crate::common::testdata("order_refs.csv").to_string_lossy()}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let response = anonymous
+        .get(on.url("/api/v1/connections"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = anonymous
+        .post(on.url("/api/v1/query"))
+        .json(&json!({"sql": "SELECT count(*) FROM files.public.order_refs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "the catalog does not exist for them"
+    );
+    assert_eq!(
+        on.rows("SELECT count(*) FROM files.public.order_refs")
+            .await,
+        [json!([4])]
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,34 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteCatalog, is_unique_violation, parse_json, to_json_text};
-use crate::catalog::{ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SyncStateRecord};
+use crate::catalog::{
+    ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SecretRecord, SyncStateRecord,
+};
 use crate::{Error, Result};
+
+fn name_clash(err: sqlx::Error, name: &str) -> Error {
+    if is_unique_violation(&err) {
+        Error::ConnectionExists(name.to_owned())
+    } else {
+        err.into()
+    }
+}
+
+async fn put_secret(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, s: &SecretRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO secrets (name, key_id, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&s.name)
+    .bind(&s.key_id)
+    .bind(&s.sealed)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 fn connection_from_row(row: &SqliteRow) -> Result<ConnectionRecord> {
     Ok(ConnectionRecord {
@@ -40,7 +66,9 @@ fn schema_from_row(row: &SqliteRow) -> Result<SchemaHistoryRecord> {
 
 #[async_trait]
 impl ConnectionStore for SqliteCatalog {
-    async fn insert_connection(&self, c: &ConnectionRecord) -> Result<()> {
+    async fn insert_connection(&self, c: &ConnectionRecord, secret: &SecretRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        put_secret(&mut tx, secret).await?;
         sqlx::query(
             "INSERT INTO connections (id, name, kind, description, config_json, secret_fields_json, \
              created_by, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -55,22 +83,23 @@ impl ConnectionStore for SqliteCatalog {
         .bind(c.version)
         .bind(c.created_at)
         .bind(c.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::ConnectionExists(c.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| name_clash(e, &c.name))?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn update_connection(&self, c: &ConnectionRecord) -> Result<()> {
-        sqlx::query(
+    async fn update_connection(
+        &self,
+        c: &ConnectionRecord,
+        secret: Option<&SecretRecord>,
+        expected_version: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "UPDATE connections SET name = ?, description = ?, config_json = ?, \
-             secret_fields_json = ?, version = ?, updated_at = ? WHERE id = ?",
+             secret_fields_json = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
         )
         .bind(&c.name)
         .bind(&c.description)
@@ -79,15 +108,20 @@ impl ConnectionStore for SqliteCatalog {
         .bind(c.version)
         .bind(c.updated_at)
         .bind(&c.id)
-        .execute(&self.pool)
+        .bind(expected_version)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::ConnectionExists(c.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| name_clash(e, &c.name))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Conflict(format!(
+                "connection `{}` changed meanwhile: read it again and retry",
+                c.name
+            )));
+        }
+        if let Some(secret) = secret {
+            put_secret(&mut tx, secret).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -111,11 +145,17 @@ impl ConnectionStore for SqliteCatalog {
             .collect()
     }
 
-    async fn delete_connection(&self, id: &str) -> Result<bool> {
+    async fn delete_connection(&self, id: &str, secret_name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM connections WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM secrets WHERE name = ?")
+            .bind(secret_name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
