@@ -48,7 +48,7 @@ pub(crate) fn confined_path(path: &str, roots: &[PathBuf], field: &str) -> Resul
         return Err(Error::config(field, "the path must be absolute"));
     }
     let outside = || Error::config(field, "the path is outside the allowed import roots");
-    let lexical = lexically_normal(given);
+    let lexical = crate::file::lexically_normal(given);
     if !roots.iter().any(|root| lexical.starts_with(root)) {
         return Err(outside());
     }
@@ -63,21 +63,6 @@ pub(crate) fn confined_path(path: &str, roots: &[PathBuf], field: &str) -> Resul
         return Err(outside());
     }
     Ok(resolved)
-}
-
-/// Resolves `.` and `..` without touching the file system.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[async_trait]

@@ -290,7 +290,7 @@ impl Engine {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Do not reveal whether paths outside the roots exist.
-                return Err(if self.inside_roots(&normalize(source_path)) {
+                return Err(if self.inside_roots(&file::lexically_normal(source_path)) {
                     Error::SourceNotFound(source.to_owned())
                 } else {
                     Error::PathNotAllowed(source.to_owned())
@@ -699,21 +699,6 @@ impl Engine {
     }
 }
 
-/// Resolves `.` and `..` without touching the file system (for paths that do not exist).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 async fn read_head(path: &Path) -> Result<Vec<u8>> {
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     tokio::fs::File::open(path)
@@ -900,10 +885,13 @@ mod tests {
     #[test]
     fn paths_normalize_lexically() {
         assert_eq!(
-            normalize(Path::new("/a/b/../c/./d.csv")),
+            file::lexically_normal(Path::new("/a/b/../c/./d.csv")),
             PathBuf::from("/a/c/d.csv")
         );
-        assert_eq!(normalize(Path::new("/a/../../etc")), PathBuf::from("/etc"));
+        assert_eq!(
+            file::lexically_normal(Path::new("/a/../../etc")),
+            PathBuf::from("/etc")
+        );
     }
 
     #[test]

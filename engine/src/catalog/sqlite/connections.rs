@@ -5,6 +5,7 @@ use chrono::Utc;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::identity::upsert_secret;
 use super::{SqliteCatalog, is_unique_violation, parse_json, to_json_text};
 use crate::catalog::{
     ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SecretRecord, SyncStateRecord,
@@ -17,22 +18,6 @@ fn name_clash(err: sqlx::Error, name: &str) -> Error {
     } else {
         err.into()
     }
-}
-
-async fn put_secret(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, s: &SecretRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO secrets (name, key_id, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(&s.name)
-    .bind(&s.key_id)
-    .bind(&s.sealed)
-    .bind(s.created_at)
-    .bind(s.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 fn connection_from_row(row: &SqliteRow) -> Result<ConnectionRecord> {
@@ -68,7 +53,7 @@ fn schema_from_row(row: &SqliteRow) -> Result<SchemaHistoryRecord> {
 impl ConnectionStore for SqliteCatalog {
     async fn insert_connection(&self, c: &ConnectionRecord, secret: &SecretRecord) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        put_secret(&mut tx, secret).await?;
+        upsert_secret(&mut *tx, secret).await?;
         sqlx::query(
             "INSERT INTO connections (id, name, kind, description, config_json, secret_fields_json, \
              created_by, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -119,7 +104,7 @@ impl ConnectionStore for SqliteCatalog {
             )));
         }
         if let Some(secret) = secret {
-            put_secret(&mut tx, secret).await?;
+            upsert_secret(&mut *tx, secret).await?;
         }
         tx.commit().await?;
         Ok(())

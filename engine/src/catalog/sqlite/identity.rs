@@ -531,19 +531,7 @@ impl AuditStore for SqliteCatalog {
 #[async_trait]
 impl SecretStore for SqliteCatalog {
     async fn put_secret(&self, s: &SecretRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO secrets (name, key_id, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(&s.name)
-        .bind(&s.key_id)
-        .bind(&s.sealed)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        upsert_secret(&self.pool, s).await
     }
 
     async fn secret(&self, name: &str) -> Result<Option<SecretRecord>> {
@@ -594,4 +582,24 @@ impl SecretStore for SqliteCatalog {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Inserts or replaces a sealed secret, on a pool or inside a transaction.
+pub(super) async fn upsert_secret<'e, E>(executor: E, s: &SecretRecord) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO secrets (name, key_id, sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&s.name)
+    .bind(&s.key_id)
+    .bind(&s.sealed)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
