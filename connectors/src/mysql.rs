@@ -304,6 +304,9 @@ FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY'
 ORDER BY TABLE_NAME, ORDINAL_POSITION";
 
+const ROW_ESTIMATE: &str = "SELECT TABLE_ROWS FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
+
 const TABLE_EXISTS: &str = "SELECT 1 FROM information_schema.TABLES \
      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
 
@@ -462,6 +465,16 @@ impl Source for MySqlSource {
             .buffered(8)
             .try_collect()
             .await
+    }
+
+    async fn row_estimate(&self, stream: &str) -> Option<u64> {
+        let name = split_stream(stream).ok()?;
+        let mut conn = self.conn.lock().await;
+        conn.exec_first::<Option<u64>, _, _>(ROW_ESTIMATE, (name.namespace, name.table))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     }
 
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>> {

@@ -405,6 +405,10 @@ WHERE i.indisprimary
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY n.nspname, c.relname, array_position(i.indkey::int2[], a.attnum)";
 
+const ROW_ESTIMATE: &str = "
+SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text";
+
 const TABLE_EXISTS: &str = "
 SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
@@ -563,6 +567,17 @@ impl Source for PostgresSource {
             .try_collect()
             .await?;
         Ok(resolved)
+    }
+
+    async fn row_estimate(&self, stream: &str) -> Option<u64> {
+        let name = split_stream(stream).ok()?;
+        let row = self
+            .client
+            .query_opt(ROW_ESTIMATE, &[&name.namespace, &name.table])
+            .await
+            .ok()??;
+        let estimate: f64 = row.try_get(0).ok()?;
+        (estimate >= 0.0).then_some(estimate as u64)
     }
 
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>> {

@@ -270,6 +270,11 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// The stream as a table DataFusion can scan, pushing filters, projection
     /// and limits to the source where the source can take them.
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>>;
+    /// The source's own estimate of the stream's rows (statistics, not a
+    /// count), for progress; `None` when it keeps none.
+    async fn row_estimate(&self, _stream: &str) -> Option<u64> {
+        None
+    }
 }
 
 /// Validates, connects and checks `config`, classifying any failure; never

@@ -129,6 +129,15 @@ pub(crate) struct WriteTarget<'a> {
     pub(crate) add_columns: bool,
 }
 
+/// How much a write expects to read, for its progress fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// Input bytes (an ingested file); `0` when unknown.
+    Bytes(u64),
+    /// Rows (a source's estimate).
+    Rows(u64),
+}
+
 /// What a write of batches or SQL did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WriteOutcome {
@@ -459,7 +468,7 @@ impl Engine {
             add_columns: false,
         };
         let (snapshot, rows_written) = match self
-            .commit_frame(target, frame, bytes_read, progress.clone())
+            .commit_frame(target, frame, Expected::Bytes(bytes_read), progress.clone())
             .await
         {
             Ok(done) => done,
@@ -513,7 +522,7 @@ impl Engine {
         &self,
         target: WriteTarget<'_>,
         frame: DataFrame,
-        input_bytes: u64,
+        expected: Expected,
         progress: Option<ProgressFn>,
     ) -> Result<(Snapshot, u64)> {
         let WriteTarget {
@@ -543,7 +552,7 @@ impl Engine {
                 &location,
                 frame,
                 (save_mode, add_columns),
-                input_bytes,
+                expected,
                 progress,
             )
             .await;
@@ -643,7 +652,9 @@ impl Engine {
             tags: Vec::new(),
             add_columns: false,
         };
-        let (snapshot, rows_written) = self.commit_frame(target, frame, 0, None).await?;
+        let (snapshot, rows_written) = self
+            .commit_frame(target, frame, Expected::Bytes(0), None)
+            .await?;
         Ok(WriteOutcome {
             dataset: name.to_owned(),
             version: snapshot.version,
@@ -658,7 +669,7 @@ impl Engine {
         location: &str,
         frame: DataFrame,
         (mode, add_columns): (SaveMode, bool),
-        input_bytes: u64,
+        expected: Expected,
         progress: Option<ProgressFn>,
     ) -> Result<(crate::datasets::Snapshot, u64)> {
         let location = location.to_owned();
@@ -677,8 +688,7 @@ impl Engine {
                 };
                 let (state, _) = frame.clone().into_parts();
                 let task_ctx = state.task_ctx();
-                let plan =
-                    counted_plan(frame, counted_rows, input_bytes, progress, task_ctx).await?;
+                let plan = counted_plan(frame, counted_rows, expected, progress, task_ctx).await?;
                 let session = Arc::new(state);
                 let mut write = table
                     .write(Vec::new())
@@ -777,7 +787,7 @@ fn align_schema(existing: &Schema, file: &Schema) -> Result<SchemaRef> {
 async fn counted_plan(
     frame: DataFrame,
     rows: Arc<AtomicU64>,
-    input_bytes: u64,
+    expected: Expected,
     progress: Option<ProgressFn>,
     task_ctx: Arc<TaskContext>,
 ) -> Result<datafusion::logical_expr::LogicalPlan> {
@@ -813,10 +823,19 @@ async fn counted_plan(
                         let per_row = batch.get_array_memory_size() / batch.num_rows();
                         bytes_per_row.store(per_row.max(1) as u64, Ordering::Relaxed);
                     }
-                    let estimate = total * bytes_per_row.load(Ordering::Relaxed);
-                    let fraction =
-                        (input_bytes > 0).then(|| (estimate as f64 / input_bytes as f64).min(0.99));
-                    progress(fraction, format!("{total} rows written"));
+                    let (fraction, message) = match expected {
+                        Expected::Bytes(input) => {
+                            let estimate = total * bytes_per_row.load(Ordering::Relaxed);
+                            let fraction =
+                                (input > 0).then(|| (estimate as f64 / input as f64).min(0.99));
+                            (fraction, format!("{total} rows written"))
+                        }
+                        Expected::Rows(about) => (
+                            (about > 0).then(|| (total as f64 / about as f64).min(0.99)),
+                            format!("{total} of about {about} rows written"),
+                        ),
+                    };
+                    progress(fraction, message);
                 }
             }
         });

@@ -24,7 +24,7 @@ use crate::auth::{Action, Principal, Resource};
 use crate::catalog::{ConnectionRecord, JobRecord, SyncStateRecord};
 use crate::connections::{provider_fields, stream_subject};
 use crate::datasets::{open_table, snapshot_of};
-use crate::ingest::{WriteMode, WriteTarget};
+use crate::ingest::{Expected, WriteMode, WriteTarget};
 use crate::jobs::JobContext;
 use crate::schema::{ChangeKind, SchemaChange, diff, fields_of, parse_type, storable_type};
 use crate::{Engine, Error, Result, ident};
@@ -402,6 +402,8 @@ impl Engine {
             }
         }
 
+        let row_estimate = source.row_estimate(&plan.stream).await;
+        let expected = row_estimate.map_or(Expected::Bytes(0), Expected::Rows);
         let progress = job.progress.clone();
         let (version, rows_written) = match (plan.write, existing) {
             (SyncWrite::Merge, Some(dataset)) => {
@@ -444,7 +446,7 @@ impl Engine {
                     add_columns: false,
                 };
                 let (snapshot, rows) = self
-                    .commit_frame(target, combined, 0, Some(progress))
+                    .commit_frame(target, combined, expected, Some(progress))
                     .await?;
                 (snapshot.version, rows)
             }
@@ -462,7 +464,9 @@ impl Engine {
                     tags: vec![format!("connection:{}", record.name)],
                     add_columns,
                 };
-                let (snapshot, rows) = self.commit_frame(target, frame, 0, Some(progress)).await?;
+                let (snapshot, rows) = self
+                    .commit_frame(target, frame, expected, Some(progress))
+                    .await?;
                 (snapshot.version, rows)
             }
         };
@@ -491,6 +495,7 @@ impl Engine {
             "mode": plan.mode,
             "write": plan.write,
             "rows_written": rows_written,
+            "row_estimate": row_estimate,
             "version": version,
             "cursor_value": cursor_value,
             "stream_schema_changes": stream_changes,
