@@ -528,6 +528,8 @@ fn register_store(
         }
         _ => {
             let base = format!("{}://{}", url.scheme(), url.authority());
+            // The URL says `http` or `https`; an `http` URL is plain on purpose.
+            let options = options.with_allow_http(url.scheme() == "http");
             Arc::new(
                 HttpBuilder::new()
                     .with_url(base)

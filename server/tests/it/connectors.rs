@@ -1029,9 +1029,11 @@ async fn start_api() -> (String, Arc<AtomicUsize>) {
         }
         (headers, axum::Json(json!([{"n": page}])))
     };
+    let csv = || async { "city,people\nOslo,700000\nLima,10000000\n" };
     let app = axum::Router::new()
         .route("/items", axum::routing::get(items))
-        .route("/linked", axum::routing::get(linked));
+        .route("/linked", axum::routing::get(linked))
+        .route("/files/cities.csv", axum::routing::get(csv));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -1102,6 +1104,21 @@ async fn http_apis_are_paged_retried_and_synced() {
         )
         .await;
     assert_eq!(refused["data"]["failure"], "auth", "{refused}");
+
+    // A file behind HTTP is a files source too.
+    create_connection(
+        &server,
+        "web",
+        "files",
+        json!({"url": format!("{api}/files/cities.csv")}),
+    )
+    .await;
+    assert_eq!(
+        server
+            .rows("SELECT sum(people) FROM web.public.cities")
+            .await,
+        [json!([10700000])]
+    );
 }
 
 #[tokio::test]
