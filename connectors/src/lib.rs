@@ -21,6 +21,7 @@ pub mod http;
 pub mod http_api;
 pub mod mysql;
 pub mod objects;
+mod pg_text;
 pub mod postgres;
 pub mod registry;
 pub mod source;

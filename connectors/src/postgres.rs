@@ -168,7 +168,7 @@ impl Connector for Postgres {
         };
         Ok(Arc::new(PostgresSource {
             config,
-            client,
+            client: Arc::new(client),
             io: env.io.clone(),
             pool: tokio::sync::OnceCell::new(),
         }))
@@ -262,7 +262,7 @@ fn classify(err: tokio_postgres::Error) -> Error {
 /// An open PostgreSQL source.
 struct PostgresSource {
     config: Config,
-    client: tokio_postgres::Client,
+    client: Arc<tokio_postgres::Client>,
     io: tokio::runtime::Handle,
     /// Created on the first table request: checks and discovery do not need it.
     pool: tokio::sync::OnceCell<Arc<PostgresConnectionPool>>,
@@ -409,6 +409,19 @@ const ROW_ESTIMATE: &str = "
 SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text";
 
+const TABLE_COLUMNS: &str = "
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum";
+
+/// Whether the table provider refused a table for a column type it cannot map.
+fn is_unsupported_type(message: &str) -> bool {
+    let message = message.to_lowercase();
+    message.contains("unsupported data type") || message.contains("unsupported postgresql type")
+}
+
 const TABLE_EXISTS: &str = "
 SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
@@ -527,6 +540,20 @@ impl Source for PostgresSource {
                     );
                     let schema = match factory.table_provider(reference).await {
                         Ok(provider) => Some(provider.schema()),
+                        // The text path reads what the provider refuses.
+                        Err(e) if is_unsupported_type(&e.to_string()) => {
+                            Some(Arc::new(arrow::datatypes::Schema::new(
+                                cols.iter()
+                                    .map(|c| {
+                                        arrow::datatypes::Field::new(
+                                            &c.column,
+                                            crate::pg_text::fallback_type(&c.native_type),
+                                            true,
+                                        )
+                                    })
+                                    .collect::<Vec<_>>(),
+                            )))
+                        }
                         Err(e) => {
                             stream.warnings.push(format!("schema not readable: {e}"));
                             None
@@ -600,11 +627,24 @@ impl Source for PostgresSource {
             ));
         }
         let pool = self.pool().await?;
-        PostgresTableFactory::new(pool)
+        match PostgresTableFactory::new(pool)
             .table_provider(reference)
             .await
-            .map(crate::counted::CountSafe::wrap)
-            .map_err(|e| not_found_or(stream, e.to_string()))
+        {
+            Ok(table) => Ok(crate::counted::CountSafe::wrap(table)),
+            Err(e) if is_unsupported_type(&e.to_string()) => {
+                let columns: Vec<(String, String)> = self
+                    .client
+                    .query(TABLE_COLUMNS, &[&name.namespace, &name.table])
+                    .await
+                    .map_err(classify)?
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect();
+                crate::pg_text::table(self.client.clone(), &name, &columns)
+            }
+            Err(e) => Err(not_found_or(stream, e.to_string())),
+        }
     }
 }
 

@@ -281,6 +281,45 @@ async fn postgres_types_round_trip_and_tables_query_live() {
         "the filter is not in the SQL sent to PostgreSQL: {plan_text}"
     );
 
+    // Types without a mapping: discovery warns, and the table reads them as text.
+    pg.run(
+        "CREATE TABLE {s}.odd (id integer, lsn pg_lsn, during tsrange, flag boolean);
+         INSERT INTO {s}.odd VALUES (1, '16/B374D848', '[2024-01-01 10:00, 2024-01-01 12:00)', true),
+                                    (2, NULL, NULL, NULL);",
+    )
+    .await;
+    let (_, discovered) = server
+        .post_json("/api/v1/connections/pg/discover", json!({}))
+        .await;
+    let odd = discovered["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["table"] == "odd")
+        .unwrap()
+        .clone();
+    assert!(odd["warnings"].to_string().contains("pg_lsn"), "{odd}");
+    assert_eq!(odd["columns"][1]["type"], "Utf8", "{odd}");
+    assert_eq!(odd["columns"][0]["type"], "Int32", "{odd}");
+    let rows = server
+        .rows(&format!(
+            "SELECT id, lsn, during, flag FROM pg.{}.odd WHERE id = 1",
+            pg.schema
+        ))
+        .await;
+    assert_eq!(
+        rows,
+        [json!([1, "16/B374D848", "[\"2024-01-01 10:00:00\",\"2024-01-01 12:00:00\")", true])]
+    );
+    let synced = sync_ok(
+        &server,
+        "pg",
+        json!({"streams": [{"stream": format!("{}.odd", pg.schema), "dataset": "odd"}]}),
+    )
+    .await;
+    assert_eq!(synced["rows_written"], 2, "{synced}");
+    assert_eq!(server.rows("SELECT count(*) FROM odd").await, [json!([2])]);
+
     // Names go to PostgreSQL only for tables that exist: SQL in a name is
     // just an unknown table.
     let (status, body) = server
