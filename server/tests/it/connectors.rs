@@ -309,7 +309,12 @@ async fn postgres_types_round_trip_and_tables_query_live() {
         .await;
     assert_eq!(
         rows,
-        [json!([1, "16/B374D848", "[\"2024-01-01 10:00:00\",\"2024-01-01 12:00:00\")", true])]
+        [json!([
+            1,
+            "16/B374D848",
+            "[\"2024-01-01 10:00:00\",\"2024-01-01 12:00:00\")",
+            true
+        ])]
     );
     let synced = sync_ok(
         &server,
