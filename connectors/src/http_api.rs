@@ -158,17 +158,7 @@ impl Config {
                 u.path_segments()
                     .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_owned))
             })
-            .map(|s| {
-                s.chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_lowercase()
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect()
-            })
+            .map(|s| crate::sql_names::identifier_from(&s))
             .unwrap_or_else(|| "records".into())
     }
 }

@@ -268,16 +268,7 @@ impl Config {
             .find(|s| !s.contains(GLOB_CHARS) && !s.is_empty())
             .unwrap_or("files");
         let stem = segment.split('.').next().unwrap_or(segment);
-        let cleaned: String = stem
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let cleaned = crate::sql_names::identifier_from(stem);
         if cleaned.is_empty() {
             "files".into()
         } else {

@@ -23,6 +23,20 @@ impl QualifiedName {
     }
 }
 
+/// `text` as a lowercase SQL identifier: letters and digits kept (lowercased),
+/// anything else `_`.
+pub fn identifier_from(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Splits `schema.table` (or `table`); a part may be double-quoted to hold a dot.
 pub fn split_stream(stream: &str) -> Result<QualifiedName, String> {
     let mut parts = Vec::new();

@@ -152,16 +152,7 @@ impl FieldMapping {
 /// Default dataset name of a stream: `<connection>_<table>`, made an identifier.
 fn default_dataset(connection: &str, stream: &str) -> String {
     let table = stream.rsplit('.').next().unwrap_or(stream);
-    let mut name: String = format!("{connection}_{table}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut name = basin_connectors::sql_names::identifier_from(&format!("{connection}_{table}"));
     name.truncate(ident::MAX_NAME_LEN);
     name
 }
