@@ -20,6 +20,7 @@ pub mod file;
 pub mod http;
 pub mod http_api;
 pub mod mysql;
+mod mysql_text;
 pub mod objects;
 mod pg_text;
 pub mod postgres;

@@ -307,6 +307,9 @@ ORDER BY TABLE_NAME, ORDINAL_POSITION";
 const ROW_ESTIMATE: &str = "SELECT TABLE_ROWS FROM information_schema.TABLES \
      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
 
+const TABLE_COLUMNS: &str = "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+
 const TABLE_EXISTS: &str = "SELECT 1 FROM information_schema.TABLES \
      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
 
@@ -328,7 +331,6 @@ fn is_mapped(native: &str) -> bool {
             | "float"
             | "double"
             | "bit"
-            | "year"
             | "date"
             | "time"
             | "datetime"
@@ -427,6 +429,23 @@ impl Source for MySqlSource {
                         .await
                     {
                         Ok(provider) => Some(provider.schema()),
+                        Err(e)
+                            if e.to_string()
+                                .to_lowercase()
+                                .contains("unsupported data type") =>
+                        {
+                            Some(Arc::new(arrow::datatypes::Schema::new(
+                                rows.iter()
+                                    .map(|r| {
+                                        arrow::datatypes::Field::new(
+                                            &r.2,
+                                            crate::mysql_text::fallback_type(&r.3),
+                                            true,
+                                        )
+                                    })
+                                    .collect::<Vec<_>>(),
+                            )))
+                        }
                         Err(e) => {
                             stream.warnings.push(format!("schema not readable: {e}"));
                             None
@@ -504,10 +523,23 @@ impl Source for MySqlSource {
             ));
         }
         let pool = self.pool().await?;
-        MySQLTableFactory::new(pool)
-            .table_provider(reference)
-            .await
-            .map(crate::counted::CountSafe::wrap)
-            .map_err(|e| not_found_or(stream, e.to_string()))
+        match MySQLTableFactory::new(pool).table_provider(reference).await {
+            Ok(table) => Ok(crate::counted::CountSafe::wrap(table)),
+            // The text path reads what the provider refuses.
+            Err(e)
+                if e.to_string()
+                    .to_lowercase()
+                    .contains("unsupported data type") =>
+            {
+                let columns: Vec<(String, String)> = {
+                    let mut conn = self.conn.lock().await;
+                    conn.exec(TABLE_COLUMNS, (name.namespace.clone(), name.table.clone()))
+                        .await
+                        .map_err(|e| classify(e, self.config.ssl_mode))?
+                };
+                crate::mysql_text::table(self.config.opts(), &name, &columns)
+            }
+            Err(e) => Err(not_found_or(stream, e.to_string())),
+        }
     }
 }

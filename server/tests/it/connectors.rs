@@ -607,7 +607,8 @@ async fn mysql_types_round_trip_into_a_dataset() {
            '2024-03-01 08:15:00', 'happy', '{\"a\": 1}', '2024-03-01 00:00:00'),
           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, NULL, '2024-03-02 00:00:00');
-         CREATE TABLE odd (id INT PRIMARY KEY, yr YEAR)",
+         CREATE TABLE odd (id INT PRIMARY KEY, yr YEAR);
+         INSERT INTO odd VALUES (1, 2024), (2, NULL)",
     )
     .await;
     let server = TestServer::start().await;
@@ -620,6 +621,15 @@ async fn mysql_types_round_trip_into_a_dataset() {
     let odd = &discovered["data"][1];
     assert_eq!(odd["name"], "odd", "{discovered}");
     assert!(odd["warnings"].to_string().contains("year"), "{odd}");
+    assert_eq!(
+        server
+            .rows(&format!(
+                "SELECT id, yr FROM maria.{}.odd ORDER BY id",
+                my.database
+            ))
+            .await,
+        [json!([1, "2024"]), json!([2, null])]
+    );
     let stream = &discovered["data"][0];
     assert_eq!(stream["name"], "everything");
     assert_eq!(stream["primary_key"], json!(["id"]));
