@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
-    parse_config, type_name,
+    Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, not_this_stream, parse_config,
 };
 use crate::{Error, Result};
 
@@ -595,43 +594,17 @@ impl Source for ApiSource {
 
     async fn discover(&self) -> Result<Vec<StreamInfo>> {
         let schema = self.schema().await?;
-        Ok(vec![StreamInfo {
-            name: self.stream.clone(),
-            namespace: None,
-            table: self.stream.clone(),
-            kind: "endpoint".into(),
-            columns: schema
-                .fields()
-                .iter()
-                .map(|f| ColumnInfo {
-                    name: f.name().clone(),
-                    data_type: type_name(f.data_type()),
-                    native_type: "json".into(),
-                    nullable: true,
-                    description: None,
-                })
-                .collect(),
-            primary_key: Vec::new(),
-            cursor_candidates: cursor_candidates(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| (f.name().as_str(), f.data_type())),
-            ),
-            row_estimate: None,
-            warnings: Vec::new(),
-        }])
+        Ok(vec![StreamInfo::single(
+            &self.stream,
+            "endpoint",
+            &schema,
+            |_| "json".into(),
+        )])
     }
 
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>> {
         if stream != self.stream {
-            return Err(Error::config(
-                "/stream",
-                format!(
-                    "stream `{stream}` not found: this source has `{}`",
-                    self.stream
-                ),
-            ));
+            return Err(not_this_stream(stream, &self.stream));
         }
         let schema = self.schema().await?;
         let partition = ApiPartition {

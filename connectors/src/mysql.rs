@@ -429,22 +429,11 @@ impl Source for MySqlSource {
                         .await
                     {
                         Ok(provider) => Some(provider.schema()),
-                        Err(e)
-                            if e.to_string()
-                                .to_lowercase()
-                                .contains("unsupported data type") =>
-                        {
-                            Some(Arc::new(arrow::datatypes::Schema::new(
-                                rows.iter()
-                                    .map(|r| {
-                                        arrow::datatypes::Field::new(
-                                            &r.2,
-                                            crate::mysql_text::fallback_type(&r.3),
-                                            true,
-                                        )
-                                    })
-                                    .collect::<Vec<_>>(),
-                            )))
+                        Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
+                            Some(crate::source::text_path_schema(
+                                rows.iter().map(|r| (r.2.as_str(), r.3.as_str())),
+                                crate::mysql_text::fallback_type,
+                            ))
                         }
                         Err(e) => {
                             stream.warnings.push(format!("schema not readable: {e}"));
@@ -526,11 +515,7 @@ impl Source for MySqlSource {
         match MySQLTableFactory::new(pool).table_provider(reference).await {
             Ok(table) => Ok(crate::counted::CountSafe::wrap(table)),
             // The text path reads what the provider refuses.
-            Err(e)
-                if e.to_string()
-                    .to_lowercase()
-                    .contains("unsupported data type") =>
-            {
+            Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
                 let columns: Vec<(String, String)> = {
                     let mut conn = self.conn.lock().await;
                     conn.exec(TABLE_COLUMNS, (name.namespace.clone(), name.table.clone()))

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::streaming::StreamingTable;
@@ -45,12 +45,10 @@ pub(crate) fn table(
     name: &QualifiedName,
     columns: &[(String, String)],
 ) -> Result<Arc<dyn TableProvider>> {
-    let schema: SchemaRef = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(column, native)| Field::new(column, fallback_type(native), true))
-            .collect::<Vec<_>>(),
-    ));
+    let schema = crate::source::text_path_schema(
+        columns.iter().map(|(c, n)| (c.as_str(), n.as_str())),
+        fallback_type,
+    );
     let select = columns
         .iter()
         .map(|(column, native)| {

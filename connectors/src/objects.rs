@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::source::{
-    ColumnInfo, Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, cursor_candidates,
-    parse_config, type_name,
+    Connector, FailureKind, Secret, Source, SourceEnv, StreamInfo, not_this_stream, parse_config,
+    type_name,
 };
 use crate::{Error, Result};
 
@@ -752,49 +752,22 @@ impl Source for FilesSource {
 
     async fn discover(&self) -> Result<Vec<StreamInfo>> {
         let table = self.listing().await?;
-        let schema = table.schema();
         let native = |t: &arrow::datatypes::DataType| match self.format {
             Format::Csv => "text".to_owned(),
             Format::Ndjson => "json".to_owned(),
             _ => type_name(t),
         };
-        Ok(vec![StreamInfo {
-            name: self.stream.clone(),
-            namespace: None,
-            table: self.stream.clone(),
-            kind: "files".into(),
-            columns: schema
-                .fields()
-                .iter()
-                .map(|f| ColumnInfo {
-                    name: f.name().clone(),
-                    data_type: type_name(f.data_type()),
-                    native_type: native(f.data_type()),
-                    nullable: f.is_nullable(),
-                    description: None,
-                })
-                .collect(),
-            primary_key: Vec::new(),
-            cursor_candidates: cursor_candidates(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| (f.name().as_str(), f.data_type())),
-            ),
-            row_estimate: None,
-            warnings: Vec::new(),
-        }])
+        Ok(vec![StreamInfo::single(
+            &self.stream,
+            "files",
+            &table.schema(),
+            native,
+        )])
     }
 
     async fn table(&self, stream: &str) -> Result<Arc<dyn TableProvider>> {
         if stream != self.stream {
-            return Err(Error::config(
-                "/stream",
-                format!(
-                    "stream `{stream}` not found: this source has `{}`",
-                    self.stream
-                ),
-            ));
+            return Err(not_this_stream(stream, &self.stream));
         }
         Ok(self.listing().await?)
     }

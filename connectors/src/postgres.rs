@@ -176,21 +176,10 @@ impl Connector for Postgres {
 }
 
 async fn open_client(config: &Config) -> Result<tokio_postgres::Client> {
-    let client_config = config.client_config();
+    let mut client_config = config.client_config();
     let connecting = async {
         match config.ssl_mode {
-            SslMode::Disable => {
-                let (client, connection) = client_config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(classify)?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection ended");
-                    }
-                });
-                Ok(client)
-            }
+            SslMode::Disable => connect(&client_config, tokio_postgres::NoTls).await,
             mode => {
                 let tls = native_tls::TlsConnector::builder()
                     // `require` and `prefer` encrypt without verifying, as libpq does.
@@ -198,26 +187,35 @@ async fn open_client(config: &Config) -> Result<tokio_postgres::Client> {
                     .danger_accept_invalid_hostnames(true)
                     .build()
                     .map_err(|e| Error::source(FailureKind::System, e.to_string()))?;
-                let mut client_config = client_config.clone();
                 client_config.ssl_mode(if mode == SslMode::Require {
                     tokio_postgres::config::SslMode::Require
                 } else {
                     tokio_postgres::config::SslMode::Prefer
                 });
-                let (client, connection) = client_config
-                    .connect(postgres_native_tls::MakeTlsConnector::new(tls))
-                    .await
-                    .map_err(classify)?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection ended");
-                    }
-                });
-                Ok(client)
+                connect(
+                    &client_config,
+                    postgres_native_tls::MakeTlsConnector::new(tls),
+                )
+                .await
             }
         }
     };
     crate::source::with_timeout(config.timeout(), connecting).await
+}
+
+/// Connects and drives the connection on the current runtime.
+async fn connect<T>(config: &tokio_postgres::Config, tls: T) -> Result<tokio_postgres::Client>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await.map_err(classify)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
 }
 
 /// Sorts a driver error into what the user must fix.
@@ -416,12 +414,6 @@ WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
   AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum";
 
-/// Whether the table provider refused a table for a column type it cannot map.
-fn is_unsupported_type(message: &str) -> bool {
-    let message = message.to_lowercase();
-    message.contains("unsupported data type") || message.contains("unsupported postgresql type")
-}
-
 const TABLE_EXISTS: &str = "
 SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1::text, current_schema()) AND c.relname = $2::text
@@ -541,18 +533,12 @@ impl Source for PostgresSource {
                     let schema = match factory.table_provider(reference).await {
                         Ok(provider) => Some(provider.schema()),
                         // The text path reads what the provider refuses.
-                        Err(e) if is_unsupported_type(&e.to_string()) => {
-                            Some(Arc::new(arrow::datatypes::Schema::new(
+                        Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
+                            Some(crate::source::text_path_schema(
                                 cols.iter()
-                                    .map(|c| {
-                                        arrow::datatypes::Field::new(
-                                            &c.column,
-                                            crate::pg_text::fallback_type(&c.native_type),
-                                            true,
-                                        )
-                                    })
-                                    .collect::<Vec<_>>(),
-                            )))
+                                    .map(|c| (c.column.as_str(), c.native_type.as_str())),
+                                crate::pg_text::fallback_type,
+                            ))
                         }
                         Err(e) => {
                             stream.warnings.push(format!("schema not readable: {e}"));
@@ -632,7 +618,7 @@ impl Source for PostgresSource {
             .await
         {
             Ok(table) => Ok(crate::counted::CountSafe::wrap(table)),
-            Err(e) if is_unsupported_type(&e.to_string()) => {
+            Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
                 let columns: Vec<(String, String)> = self
                     .client
                     .query(TABLE_COLUMNS, &[&name.namespace, &name.table])

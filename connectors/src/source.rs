@@ -184,6 +184,73 @@ pub struct StreamInfo {
     pub warnings: Vec<String>,
 }
 
+impl StreamInfo {
+    /// The one stream of a source without namespaces (files, an endpoint),
+    /// described by its Arrow schema; `native` names each column's source type.
+    pub fn single(
+        name: &str,
+        kind: &str,
+        schema: &arrow::datatypes::Schema,
+        native: impl Fn(&DataType) -> String,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            namespace: None,
+            table: name.to_owned(),
+            kind: kind.to_owned(),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    data_type: type_name(f.data_type()),
+                    native_type: native(f.data_type()),
+                    nullable: f.is_nullable(),
+                    description: None,
+                })
+                .collect(),
+            primary_key: Vec::new(),
+            cursor_candidates: cursor_candidates(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().as_str(), f.data_type())),
+            ),
+            row_estimate: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The error for a stream a single-stream source does not have.
+pub(crate) fn not_this_stream(stream: &str, has: &str) -> Error {
+    Error::config(
+        "/stream",
+        format!("stream `{stream}` not found: this source has `{has}`"),
+    )
+}
+
+/// Whether a table provider refused a table for a column type it cannot
+/// map (its error text is all there is to go on).
+pub(crate) fn is_unsupported_type(message: &str) -> bool {
+    let message = message.to_lowercase();
+    message.contains("unsupported data type") || message.contains("unsupported postgresql type")
+}
+
+/// The schema of a table read on a text path: each column's type from
+/// `type_of(native type)`, all nullable.
+pub(crate) fn text_path_schema<'a>(
+    columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+    type_of: fn(&str) -> DataType,
+) -> arrow::datatypes::SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        columns
+            .into_iter()
+            .map(|(name, native)| arrow::datatypes::Field::new(name, type_of(native), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// What [`check`] found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckOutcome {
