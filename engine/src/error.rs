@@ -160,6 +160,26 @@ pub enum Error {
         /// The changes, as the schema diff shows them.
         changes: serde_json::Value,
     },
+    /// No pipeline with that id or name exists.
+    #[error("pipeline `{0}` not found")]
+    PipelineNotFound(String),
+    /// A pipeline with that name exists already.
+    #[error("pipeline `{0}` already exists")]
+    PipelineExists(String),
+    /// The pipeline definition does not validate; nothing was saved or run.
+    #[error("{message}")]
+    PipelineInvalid {
+        /// A summary.
+        message: String,
+        /// Every diagnostic, with step, line and column.
+        diagnostics: serde_json::Value,
+    },
+    /// No run with that id exists.
+    #[error("run `{0}` not found")]
+    RunNotFound(String),
+    /// The run is in a state that does not allow the request.
+    #[error("{0}")]
+    RunState(String),
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -216,6 +236,11 @@ impl Error {
             },
             Self::SchemaChanged { .. } => "schema_changed",
             Self::Conflict(_) => "conflict",
+            Self::PipelineNotFound(_) => "pipeline_not_found",
+            Self::PipelineExists(_) => "pipeline_exists",
+            Self::PipelineInvalid { .. } => "pipeline_invalid",
+            Self::RunNotFound(_) => "run_not_found",
+            Self::RunState(_) => "run_state",
             Self::Internal(_) => "internal",
         }
     }
@@ -244,6 +269,9 @@ impl Error {
                 "field": e.field,
             })),
             Self::SchemaChanged { changes, .. } => Some(serde_json::json!({ "changes": changes })),
+            Self::PipelineInvalid { diagnostics, .. } => {
+                Some(serde_json::json!({ "diagnostics": diagnostics }))
+            }
             _ => None,
         }
     }
@@ -349,6 +377,11 @@ impl From<deltalake_core::DeltaTableError> for Error {
             D::Arrow { source } => Self::MalformedInput(source.to_string()),
             D::Generic(msg) if msg.contains("Schema") || msg.contains("schema") => {
                 Self::SchemaMismatch(msg)
+            }
+            // The rows themselves failed (a cast, a parse) while the write ran:
+            // the caller's data, not Basin, is at fault.
+            D::Generic(msg) if msg.contains("Cast error") || msg.contains("Parser error") => {
+                Self::MalformedInput(msg.trim_start_matches("Arrow error: ").to_owned())
             }
             other => Self::internal("delta", other),
         }

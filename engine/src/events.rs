@@ -1,59 +1,253 @@
-//! Live events for subscribers (the WebSocket): job state changes today,
-//! pipeline runs later. Delivery is best effort: a subscriber that falls more
-//! than [`CAPACITY`] events behind is told how many it missed.
+//! Events: what happened to jobs, pipeline runs and datasets, for live
+//! subscribers (the WebSocket) and for clients catching up after a
+//! disconnect.
+//!
+//! Every event gets a sequence number and is written to the catalog before
+//! it is broadcast, by one writer task, so numbers are gapless and in order
+//! and a client that reconnects with the last number it saw can read the
+//! rest from the catalog ([`Engine::events_after`]) and then follow the
+//! broadcast without missing any. Subscribers that fall more than
+//! [`CAPACITY`] events behind the broadcast are told so and catch up from
+//! the catalog the same way.
 
-use serde::Serialize;
-use tokio::sync::broadcast;
+use std::sync::Arc;
 
-use crate::Engine;
-use crate::catalog::JobRecord;
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Events buffered per subscriber.
-pub const CAPACITY: usize = 1024;
+use crate::auth::Principal;
+use crate::catalog::{CatalogStore, EventRecord};
+use crate::{Engine, Result};
 
-/// Something that happened.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
+/// Events buffered per subscriber before it is told it lagged.
+pub const CAPACITY: usize = 4096;
+
+/// Most events written to the catalog in one transaction.
+const BATCH: usize = 512;
+
+/// The event types, as sent to clients.
+pub mod kinds {
     /// A job was queued, started or ended.
-    Job {
-        /// The job as it is now.
-        job: Box<JobRecord>,
-    },
+    pub const JOB_STATUS: &str = "job_status";
+    /// A run changed status (queued, running, retrying, canceling, canceled).
+    pub const PIPELINE_STATUS: &str = "pipeline_status";
+    /// A step of a run started, retried or ended.
+    pub const PIPELINE_PROGRESS: &str = "pipeline_progress";
+    /// A run succeeded.
+    pub const PIPELINE_COMPLETED: &str = "pipeline_completed";
+    /// A run failed.
+    pub const PIPELINE_FAILED: &str = "pipeline_failed";
+    /// A dataset got a new version.
+    pub const DATASET_UPDATED: &str = "dataset_updated";
+    /// Something an operator should look at.
+    pub const SYSTEM_ALERT: &str = "system_alert";
 }
 
-impl Event {
-    /// Whether `principal` may see this event (an API key limited to
-    /// datasets sees only events about those).
-    pub fn visible_to(&self, principal: &crate::auth::Principal) -> bool {
+/// An event before it has a number.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    /// One of [`kinds`].
+    pub kind: &'static str,
+    /// The pipeline it is about.
+    pub pipeline_id: Option<String>,
+    /// The run it is about.
+    pub run_id: Option<String>,
+    /// The dataset it is about.
+    pub dataset: Option<String>,
+    /// The job it is about.
+    pub job_id: Option<String>,
+    /// The body.
+    pub data: Value,
+}
+
+/// Whether `principal` may see `event`: anyone who may read sees every
+/// event, except that an API key limited to datasets sees only events about
+/// those datasets and nothing about pipelines.
+pub fn visible_to(event: &EventRecord, principal: &Principal) -> bool {
+    let reads_everything = principal
+        .authorize(crate::auth::Action::Read, crate::auth::Resource::Global)
+        .is_ok()
+        && principal.dataset_limit().is_none();
+    match (&event.pipeline_id, &event.dataset) {
+        (None, Some(dataset)) => principal.can_see_dataset(dataset),
+        _ => reads_everything,
+    }
+}
+
+/// The channels an event belongs to: `pipeline:{id}`, `run:{id}`,
+/// `dataset:{name}`, `jobs` (job events) and `system` (alerts).
+pub fn channels_of(event: &EventRecord) -> Vec<String> {
+    let mut channels = Vec::with_capacity(3);
+    if let Some(id) = &event.pipeline_id {
+        channels.push(format!("pipeline:{id}"));
+    }
+    if let Some(id) = &event.run_id {
+        channels.push(format!("run:{id}"));
+    }
+    if let Some(name) = &event.dataset {
+        channels.push(format!("dataset:{name}"));
+    }
+    if event.kind == kinds::JOB_STATUS {
+        channels.push("jobs".into());
+    }
+    if event.kind == kinds::SYSTEM_ALERT {
+        channels.push("system".into());
+    }
+    channels
+}
+
+enum Message {
+    Event(NewEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The engine's event fan-out: a queue into the writer task and the broadcast it feeds.
+#[derive(Debug)]
+pub(crate) struct EventBus {
+    queue: mpsc::UnboundedSender<Message>,
+    sender: broadcast::Sender<Arc<EventRecord>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Job { job } => job.visible_to(principal),
+            Self::Event(e) => write!(f, "Event({})", e.kind),
+            Self::Flush(_) => f.write_str("Flush"),
         }
     }
 }
 
-/// The engine's event fan-out.
-#[derive(Debug)]
-pub(crate) struct EventBus {
-    sender: broadcast::Sender<Event>,
+impl EventBus {
+    /// Starts the writer task; numbering continues after the catalog's last event.
+    pub(crate) async fn start(catalog: Arc<dyn CatalogStore>) -> Result<Self> {
+        let next = catalog.last_event_seq().await? + 1;
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let sender = broadcast::channel(CAPACITY).0;
+        tokio::spawn(write_events(catalog, receiver, sender.clone(), next));
+        Ok(Self { queue, sender })
+    }
 }
 
-impl Default for EventBus {
-    fn default() -> Self {
-        Self {
-            sender: broadcast::channel(CAPACITY).0,
+/// Numbers, persists, then broadcasts events, in arrival order.
+async fn write_events(
+    catalog: Arc<dyn CatalogStore>,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+    sender: broadcast::Sender<Arc<EventRecord>>,
+    mut next: i64,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = receiver.recv().await {
+        let mut message = Some(first);
+        while let Some(m) = message.take() {
+            match m {
+                Message::Event(e) => {
+                    batch.push(EventRecord {
+                        seq: next,
+                        kind: e.kind.to_owned(),
+                        pipeline_id: e.pipeline_id,
+                        run_id: e.run_id,
+                        dataset: e.dataset,
+                        job_id: e.job_id,
+                        data: e.data,
+                        at: Utc::now(),
+                    });
+                    next += 1;
+                }
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                message = receiver.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = catalog.append_events(&batch).await {
+                // Live subscribers still get them; only catching up would miss them.
+                tracing::error!(error = %e, events = batch.len(), "could not persist events");
+            }
+            for event in batch.drain(..) {
+                // No subscribers is fine: nobody is watching.
+                let _ = sender.send(Arc::new(event));
+            }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
         }
     }
 }
 
 impl Engine {
     /// Subscribes to events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.inner.events.sender.subscribe()
     }
 
-    pub(crate) fn publish(&self, event: Event) {
-        // No subscribers is fine: nobody is watching.
-        let _ = self.inner.events.sender.send(event);
+    /// Persisted events after `seq`, oldest first, at most `limit`.
+    pub async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>> {
+        self.catalog().events_after(seq, limit).await
+    }
+
+    /// Queues an event; it is numbered, stored and broadcast in order.
+    pub(crate) fn publish(&self, event: NewEvent) {
+        // The writer lives as long as the engine: a send cannot fail before shutdown.
+        let _ = self.inner.events.queue.send(Message::Event(event));
+    }
+
+    /// Waits until every event published so far is stored and broadcast.
+    pub async fn flush_events(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.events.queue.send(Message::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Tells subscribers a job changed.
+    pub(crate) fn publish_job(&self, job: &crate::catalog::JobRecord) {
+        self.publish(NewEvent {
+            kind: kinds::JOB_STATUS,
+            dataset: job.dataset().map(str::to_owned),
+            job_id: Some(job.id.clone()),
+            data: serde_json::json!({ "job": job }),
+            ..NewEvent::default()
+        });
+    }
+
+    /// Tells subscribers (and dataset triggers) a dataset has a new version.
+    pub(crate) fn publish_dataset_updated(&self, name: &str, version: i64, cause: &str) {
+        self.publish(NewEvent {
+            kind: kinds::DATASET_UPDATED,
+            dataset: Some(name.to_owned()),
+            data: serde_json::json!({ "dataset": name, "version": version, "cause": cause }),
+            ..NewEvent::default()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, pipeline: Option<&str>, dataset: Option<&str>) -> EventRecord {
+        EventRecord {
+            seq: 1,
+            kind: kind.into(),
+            pipeline_id: pipeline.map(Into::into),
+            run_id: pipeline.map(|_| "r1".into()),
+            dataset: dataset.map(Into::into),
+            job_id: None,
+            data: Value::Null,
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn events_belong_to_the_channels_of_what_they_are_about() {
+        let run = event(kinds::PIPELINE_PROGRESS, Some("p1"), None);
+        assert_eq!(channels_of(&run), vec!["pipeline:p1", "run:r1"]);
+        let job = event(kinds::JOB_STATUS, None, Some("sales"));
+        assert_eq!(channels_of(&job), vec!["dataset:sales", "jobs"]);
+        let alert = event(kinds::SYSTEM_ALERT, None, None);
+        assert_eq!(channels_of(&alert), vec!["system"]);
     }
 }

@@ -601,6 +601,7 @@ impl Engine {
         }
         self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
             .await;
+        self.publish_dataset_updated(&record.name, snapshot.version, "write");
         metrics::counter!("basin_ingest_rows_total").increment(rows_written);
         Ok((snapshot, rows_written))
     }
@@ -851,13 +852,13 @@ async fn counted_plan(
 }
 
 /// A partition whose stream can be taken once.
-struct OneShotPartition {
+pub(crate) struct OneShotPartition {
     schema: SchemaRef,
     stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
 }
 
 impl OneShotPartition {
-    fn new(schema: SchemaRef, stream: SendableRecordBatchStream) -> Self {
+    pub(crate) fn new(schema: SchemaRef, stream: SendableRecordBatchStream) -> Self {
         Self {
             schema,
             stream: std::sync::Mutex::new(Some(stream)),

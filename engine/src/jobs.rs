@@ -14,7 +14,6 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{JobFilter, JobRecord, JobStatus, Page};
-use crate::events::Event;
 use crate::ingest::ProgressFn;
 use crate::{Engine, Error, Result};
 
@@ -103,9 +102,7 @@ impl Engine {
             updated_at: now,
         };
         self.catalog().insert_job(&job).await?;
-        self.publish(Event::Job {
-            job: Box::new(job.clone()),
-        });
+        self.publish_job(&job);
         let token = CancellationToken::new();
         self.jobs().insert(&job.id, token.clone());
         let context = JobContext {
@@ -124,9 +121,7 @@ impl Engine {
             if let Err(e) = engine.catalog().update_job(&running).await {
                 tracing::error!(job = %running.id, error = %e, "could not mark job running");
             }
-            engine.publish(Event::Job {
-                job: Box::new(running.clone()),
-            });
+            engine.publish_job(&running);
             let outcome = tokio::select! {
                 () = token.cancelled() => Err(Error::Canceled),
                 result = work(context) => result,
@@ -157,9 +152,7 @@ impl Engine {
             if let Err(e) = engine.catalog().update_job(&running).await {
                 tracing::error!(job = %running.id, error = %e, "could not record job outcome");
             }
-            engine.publish(Event::Job {
-                job: Box::new(running.clone()),
-            });
+            engine.publish_job(&running);
             engine.jobs().remove(&running.id);
         });
         Ok(job)

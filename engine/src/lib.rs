@@ -25,6 +25,7 @@ pub mod executor;
 pub mod ident;
 pub mod ingest;
 pub mod jobs;
+pub mod pipelines;
 pub mod query;
 pub mod schema;
 pub mod secrets;
@@ -72,6 +73,10 @@ pub struct EngineConfig {
     pub auth: AuthSettings,
     /// Where the data key that seals secrets comes from.
     pub secrets_key: KeySource,
+    /// Most steps of one pipeline run at once, unless the pipeline says.
+    pub pipeline_parallelism: usize,
+    /// How long events are kept for clients catching up.
+    pub event_retention: Duration,
 }
 
 impl EngineConfig {
@@ -89,6 +94,8 @@ impl EngineConfig {
             recover: true,
             auth: AuthSettings::default(),
             secrets_key: KeySource::File,
+            pipeline_parallelism: 4,
+            event_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -120,6 +127,8 @@ struct Inner {
     sources: connections::SourceCache,
     /// The IO runtime, where database connections live.
     io: tokio::runtime::Handle,
+    /// Stops background tasks (the scheduler) at shutdown.
+    background: tokio_util::sync::CancellationToken,
 }
 
 /// Identity state that lives as long as the process.
@@ -192,6 +201,10 @@ impl Engine {
             admin_changes: tokio::sync::Mutex::new(()),
             principals: auth::PrincipalCache::default(),
         };
+        if recover {
+            pipelines::runs::fail_interrupted_runs(catalog.as_ref()).await?;
+        }
+        let events = events::EventBus::start(catalog.clone()).await?;
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let engine = Self {
@@ -202,7 +215,7 @@ impl Engine {
                 executor,
                 jobs: JobRegistry::default(),
                 auth,
-                events: events::EventBus::default(),
+                events,
                 url_allowlist,
                 data_key: std::sync::RwLock::new(data_key),
                 audit_key,
@@ -211,6 +224,7 @@ impl Engine {
                 connectors: basin_connectors::Registry::default(),
                 sources: connections::SourceCache::default(),
                 io: tokio::runtime::Handle::current(),
+                background: tokio_util::sync::CancellationToken::new(),
             }),
         };
         if recover {
@@ -257,13 +271,19 @@ impl Engine {
 
     /// Cancels running jobs and closes the catalog.
     pub async fn shutdown(&self) {
+        self.inner.background.cancel();
         self.jobs().cancel_all();
         // Canceled jobs record their outcome before the catalog closes (bounded wait).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.jobs().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.flush_events().await;
         self.catalog().close().await;
+    }
+
+    pub(crate) fn background_token(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.background.clone()
     }
 
     /// The configuration the engine runs with (paths resolved).

@@ -126,8 +126,23 @@ impl SessionFactory {
     /// A context in which every live dataset `principal` may read is a table;
     /// the others do not exist for its queries.
     pub async fn context(&self, principal: &Principal) -> Result<SessionContext> {
+        self.context_at_depth(principal, 0).await
+    }
+
+    /// A context for planning a stored view that is `depth` views deep.
+    async fn context_at_depth(
+        &self,
+        principal: &Principal,
+        depth: usize,
+    ) -> Result<SessionContext> {
         let mut names = self.catalog.live_dataset_names().await?;
         names.retain(|name| principal.can_see_dataset(name));
+        // Views read datasets, so a key limited to datasets sees none of them.
+        let views = if principal.dataset_limit().is_none() {
+            self.catalog.views().await?.into_iter().collect()
+        } else {
+            std::collections::HashMap::new()
+        };
         let ctx = self.new_context(self.config());
         let catalog = MemoryCatalogProvider::new();
         catalog
@@ -135,8 +150,13 @@ impl SessionFactory {
                 SCHEMA_NAME,
                 Arc::new(DatasetSchema {
                     names,
+                    views,
+                    overlay: std::sync::RwLock::default(),
                     catalog: self.catalog.clone(),
                     providers: self.providers.clone(),
+                    factory: self.clone(),
+                    principal: principal.clone(),
+                    depth,
                 }),
             )
             .map_err(|e| Error::internal("session", e))?;
@@ -145,23 +165,73 @@ impl SessionFactory {
     }
 }
 
-/// `basin.public`: resolves dataset names to Delta tables when a query names them.
+/// How deep stored views may nest; deeper is taken for a cycle between views.
+const MAX_VIEW_DEPTH: usize = 16;
+
+/// `basin.public`: resolves dataset names to Delta tables, and stored view
+/// names to their plans, when a query names them. Tables registered on the
+/// context (a pipeline's steps while it is validated or run) shadow both.
 #[derive(Debug)]
 struct DatasetSchema {
     names: Vec<String>,
+    views: std::collections::HashMap<String, String>,
+    overlay: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn TableProvider>>>,
     catalog: Arc<dyn CatalogStore>,
     providers: Arc<ProviderCache>,
+    factory: SessionFactory,
+    principal: Principal,
+    depth: usize,
+}
+
+impl DatasetSchema {
+    fn overlaid(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.overlay.read().ok()?.get(name).cloned()
+    }
+
+    /// Plans a stored view in a context of its own (so that it sees what its
+    /// reader may see, and nothing the reader registered).
+    async fn view(&self, name: &str, sql: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        if self.depth >= MAX_VIEW_DEPTH {
+            return Err(DataFusionError::Plan(format!(
+                "view `{name}` nests more than {MAX_VIEW_DEPTH} views deep: do views read each other in a cycle?"
+            )));
+        }
+        let ctx = Box::pin(
+            self.factory
+                .context_at_depth(&self.principal, self.depth + 1),
+        )
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
+            plan,
+            Some(sql.to_owned()),
+        )))
+    }
 }
 
 #[async_trait]
 impl SchemaProvider for DatasetSchema {
     fn table_names(&self) -> Vec<String> {
-        self.names.clone()
+        let mut names = self.names.clone();
+        names.extend(self.views.keys().cloned());
+        if let Ok(overlay) = self.overlay.read() {
+            names.extend(overlay.keys().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        if !self.table_exist(name) {
-            return Ok(None);
+        if let Some(table) = self.overlaid(name) {
+            return Ok(Some(table));
+        }
+        if !self.names.iter().any(|n| n == name) {
+            return match self.views.get(name) {
+                Some(sql) => self.view(name, sql).await.map(Some),
+                None => Ok(None),
+            };
         }
         let record = self
             .catalog
@@ -186,7 +256,21 @@ impl SchemaProvider for DatasetSchema {
         Ok(Some(provider))
     }
 
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let mut overlay = self
+            .overlay
+            .write()
+            .map_err(|_| DataFusionError::Internal("session overlay lock".into()))?;
+        Ok(overlay.insert(name, table))
+    }
+
     fn table_exist(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
+            || self.views.contains_key(name)
+            || self.overlaid(name).is_some()
     }
 }

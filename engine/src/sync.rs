@@ -545,7 +545,7 @@ impl Engine {
     }
 
     /// The largest value of `column` in a dataset, as text.
-    async fn max_as_text(
+    pub(crate) async fn max_as_text(
         &self,
         ctx: &SessionContext,
         location: &str,
@@ -569,7 +569,7 @@ impl Engine {
     }
 
     /// Upserts `frame` into a dataset on `key` with Delta MERGE, as one commit.
-    async fn merge_into(
+    pub(crate) async fn merge_into(
         &self,
         dataset: &crate::catalog::DatasetRecord,
         frame: DataFrame,
@@ -625,6 +625,7 @@ impl Engine {
         self.catalog().update_dataset(&record).await?;
         self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "merge")
             .await;
+        self.publish_dataset_updated(&record.name, snapshot.version, "merge");
         Ok((snapshot.version, rows))
     }
 
@@ -742,7 +743,7 @@ fn ident_col(name: &str) -> datafusion::common::Column {
 }
 
 /// Casts every column whose type Delta cannot store.
-fn storable(frame: DataFrame) -> Result<DataFrame> {
+pub(crate) fn storable(frame: DataFrame) -> Result<DataFrame> {
     let needs_cast = frame
         .schema()
         .fields()

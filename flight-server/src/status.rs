@@ -44,6 +44,10 @@ fn code_of(error: &Error) -> Code {
         Error::ConnectionExists(_) => Code::AlreadyExists,
         Error::SchemaChanged { .. } => Code::FailedPrecondition,
         Error::Conflict(_) => Code::Aborted,
+        Error::PipelineNotFound(_) | Error::RunNotFound(_) => Code::NotFound,
+        Error::PipelineExists(_) => Code::AlreadyExists,
+        Error::PipelineInvalid { .. } => Code::InvalidArgument,
+        Error::RunState(_) => Code::FailedPrecondition,
         Error::Source(e) => match e.kind {
             FailureKind::Config => Code::InvalidArgument,
             FailureKind::Auth | FailureKind::Permission => Code::FailedPrecondition,

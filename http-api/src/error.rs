@@ -94,6 +94,9 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::ConnectionExists(_)
         | EngineError::SchemaChanged { .. }
         | EngineError::Conflict(_) => StatusCode::CONFLICT,
+        EngineError::PipelineNotFound(_) | EngineError::RunNotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::PipelineExists(_) | EngineError::RunState(_) => StatusCode::CONFLICT,
+        EngineError::PipelineInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         EngineError::Source(e) => match e.kind {
             FailureKind::Config => StatusCode::BAD_REQUEST,
             FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -127,6 +130,9 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
         ),
         EngineError::SchemaChanged { .. } => Some(
             "choose another `schema_change` policy, or sync with write=overwrite to replace the schema",
+        ),
+        EngineError::PipelineInvalid { .. } => Some(
+            "details.diagnostics lists each problem with its step, line and column; POST /api/v1/pipelines/validate checks a draft without saving",
         ),
         _ => None,
     }

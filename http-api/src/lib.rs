@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Mark the session cookie `Secure` (serve over HTTPS, or behind a TLS proxy).
     pub cookie_secure: bool,
+    /// How often `/ws` sends a heartbeat.
+    pub ws_heartbeat: Duration,
 }
 
 /// What handlers share.
@@ -116,6 +118,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
         .merge(routes::connections::router())
+        .merge(routes::pipelines::router())
+        .merge(routes::ws::router())
 }
 
 /// CORS for the configured origins, with credentials (the session cookie).

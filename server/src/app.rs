@@ -57,6 +57,8 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         .memory_limit
         .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
     engine.query_timeout = config.query.timeout;
+    engine.pipeline_parallelism = config.pipelines.max_parallel_steps;
+    engine.event_retention = config.pipelines.event_retention;
     engine.max_ingest_bytes = config.ingest.max_bytes;
     engine.auth = AuthSettings {
         anonymous: config.auth.anonymous,
@@ -86,6 +88,7 @@ impl Application {
     /// Opens the engine (migrating and recovering the data directory) and binds the HTTP listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let engine = Engine::open(engine_config(&config)).await?;
+        engine.start_scheduler();
         let first_admin_password = engine.take_first_admin_password();
         let listener = TcpListener::bind(config.http.addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (http.addr): {e}", config.http.addr)
@@ -112,6 +115,7 @@ impl Application {
                 max_json_depth: config.http.max_json_depth as usize,
                 cors_origins: config.http.cors_origins.clone(),
                 cookie_secure: config.http.cookie_secure,
+                ws_heartbeat: config.pipelines.ws_heartbeat,
             }),
             metrics: metrics_handle(),
         };

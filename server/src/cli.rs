@@ -1,4 +1,5 @@
-//! The command line: `serve`, `query`, `ingest`, `datasets`, `rotate-key`.
+//! The command line: `serve`, `query`, `ingest`, `datasets`, `rotate-key`,
+//! `pipeline validate|plan|run`.
 //!
 //! `query`, `ingest` and `datasets` work on the data directory directly, or on
 //! a running server with `--server URL` and an API key or session token
@@ -97,6 +98,58 @@ enum Command {
     /// Re-seal every stored secret under a new data key, written to
     /// `<data_dir>/secret.key`. Run it with the server stopped.
     RotateKey,
+    /// Validate, dry-run or run a pipeline defined in a `.sql` file, on the
+    /// data directory.
+    Pipeline {
+        #[command(subcommand)]
+        action: PipelineAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineAction {
+    /// Check the graph and plan every step; print diagnostics as FILE:LINE:COLUMN.
+    Validate {
+        /// The pipeline's `.sql` file.
+        file: PathBuf,
+        /// A param value, `name=value` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+    },
+    /// Show what each step would do, its plan and sample rows; writes nothing.
+    Plan {
+        /// The pipeline's `.sql` file.
+        file: PathBuf,
+        /// A param value, `name=value` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+        /// Rows to sample per step.
+        #[arg(long, default_value_t = 5)]
+        sample_rows: u32,
+    },
+    /// Save the file as the pipeline's new version and run it, showing each
+    /// step as it moves. Run it with the server stopped.
+    Run {
+        /// The pipeline's `.sql` file.
+        file: PathBuf,
+        /// A param value, `name=value` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+        /// The pipeline's name (default: the file's name without `.sql`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `name=value`; the value is read as JSON when it is JSON (numbers,
+/// booleans), as text otherwise.
+fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not name=value"))?;
+    let value =
+        serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+    Ok((name.trim().to_owned(), value))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -228,6 +281,7 @@ async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::R
             Ok(())
         }
         Command::Serve { .. } => serve(config).await,
+        Command::Pipeline { action } => crate::pipeline_cli::run(&config, action_of(action)).await,
         Command::Query {
             sql,
             format,
@@ -297,6 +351,23 @@ async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::R
     }
 }
 
+fn action_of(action: PipelineAction) -> crate::pipeline_cli::Action {
+    use crate::pipeline_cli::Action;
+    match action {
+        PipelineAction::Validate { file, params } => Action::Validate { file, params },
+        PipelineAction::Plan {
+            file,
+            params,
+            sample_rows,
+        } => Action::Plan {
+            file,
+            params,
+            sample_rows,
+        },
+        PipelineAction::Run { file, params, name } => Action::Run { file, params, name },
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let mut app = Application::build(config.clone()).await?;
     let data_dir = app.engine().data_dir().display().to_string();
@@ -322,7 +393,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Opens the data directory for a one-shot command, without the startup
 /// recovery a server performs (a server may be running on the same directory).
-async fn open_local(config: &Config) -> anyhow::Result<Engine> {
+pub(crate) async fn open_local(config: &Config) -> anyhow::Result<Engine> {
     let mut engine = engine_config(config);
     engine.recover = false;
     Ok(Engine::open(engine).await?)

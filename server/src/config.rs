@@ -71,6 +71,9 @@ pub const KEYS: &[&str] = &[
     "ingest.max_bytes",
     "query.memory_limit",
     "query.timeout",
+    "pipelines.max_parallel_steps",
+    "pipelines.event_retention",
+    "pipelines.ws_heartbeat",
     "log.format",
     "log.level",
 ];
@@ -129,6 +132,9 @@ pub struct Config {
     /// Query limits.
     #[serde(default)]
     pub query: QueryConfig,
+    /// Pipeline runs and their events.
+    #[serde(default)]
+    pub pipelines: PipelinesConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -281,6 +287,41 @@ pub struct QueryConfig {
     /// Default query deadline.
     #[serde(default = "default_query_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `[pipelines]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesConfig {
+    /// Most steps of one run at once, unless the pipeline sets `max_parallel`.
+    #[serde(default = "default_parallel_steps")]
+    pub max_parallel_steps: usize,
+    /// How long events are kept for WebSocket clients catching up with a cursor.
+    #[serde(default = "default_event_retention", deserialize_with = "duration")]
+    pub event_retention: Duration,
+    /// How often the WebSocket sends a heartbeat.
+    #[serde(default = "default_ws_heartbeat", deserialize_with = "duration")]
+    pub ws_heartbeat: Duration,
+}
+
+impl Default for PipelinesConfig {
+    fn default() -> Self {
+        Self {
+            max_parallel_steps: default_parallel_steps(),
+            event_retention: default_event_retention(),
+            ws_heartbeat: default_ws_heartbeat(),
+        }
+    }
+}
+
+fn default_parallel_steps() -> usize {
+    4
+}
+fn default_event_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_ws_heartbeat() -> Duration {
+    Duration::from_secs(15)
 }
 
 /// Log output.
@@ -447,6 +488,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
+            pipelines: PipelinesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -500,7 +542,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => number,
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m, h)")),
+        "d" => number * 86400.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m, h, d)"
+            ));
+        }
     };
     if seconds <= 0.0 {
         return Err(format!("duration {text:?} must be positive"));
@@ -623,6 +670,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.pipelines.max_parallel_steps == 0 {
+            return Err(ConfigError::Key {
+                key: "pipelines.max_parallel_steps".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.pipelines.ws_heartbeat.is_zero() {
+            return Err(ConfigError::Key {
+                key: "pipelines.ws_heartbeat".into(),
+                message: "must be longer than zero".into(),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Key {
                 key: "data_dir".into(),

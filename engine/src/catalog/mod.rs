@@ -1,9 +1,11 @@
 //! The catalog store: Basin's own metadata (datasets, jobs, users, sessions,
-//! API keys, the audit log, sealed secrets, connections and schema history), behind small repository traits so
+//! API keys, the audit log, sealed secrets, connections, schema history,
+//! pipelines, runs, views and events), behind small repository traits so
 //! that PostgreSQL can join SQLite as a backend.
 
 mod connections;
 mod identity;
+mod pipelines;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -14,6 +16,10 @@ pub use connections::{ConnectionRecord, ConnectionStore, SchemaHistoryRecord, Sy
 pub use identity::{
     ApiKeyRecord, AuditFilter, AuditRecord, AuditSeal, AuditStore, IdentityStore, NewAuditRecord,
     SecretRecord, SecretStore, SessionRecord, UserRecord,
+};
+pub use pipelines::{
+    EventRecord, PipelineRecord, PipelineStore, PipelineVersionRecord, RunFilter, RunRecord,
+    RunStatus, StepLog, StepRun, StepStatus,
 };
 pub use sqlite::SqliteCatalog;
 
@@ -214,7 +220,15 @@ pub struct JobFilter {
 /// The catalog repository. Each method is one small transaction.
 #[async_trait]
 pub trait CatalogStore:
-    IdentityStore + AuditStore + SecretStore + ConnectionStore + Send + Sync + std::fmt::Debug + 'static
+    IdentityStore
+    + AuditStore
+    + SecretStore
+    + ConnectionStore
+    + PipelineStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// Checks the store answers.
     async fn ping(&self) -> Result<()>;

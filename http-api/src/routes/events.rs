@@ -1,4 +1,5 @@
-//! `/events`: a WebSocket of live events (job changes), authenticated at the
+//! `/events`: a WebSocket of live job changes (the older, simpler sibling of
+//! `/ws`, which has channels and cursors), authenticated at the
 //! upgrade like any request (header or session cookie) and closed when those
 //! credentials stop being valid (signed out, revoked, disabled, expired).
 
@@ -10,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
 use basin_engine::auth::{Credentials, Principal};
+use basin_engine::events::{kinds, visible_to};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
@@ -72,8 +74,8 @@ async fn stream_events(
         let check_now = tokio::select! {
             event = events.recv() => {
                 let message = match event {
-                    Ok(event) if !event.visible_to(&principal) => continue,
-                    Ok(event) => serde_json::to_value(&event).unwrap_or_default(),
+                    Ok(event) if event.kind != kinds::JOB_STATUS || !visible_to(&event, &principal) => continue,
+                    Ok(event) => json!({"type": "job", "job": event.data.get("job")}),
                     Err(RecvError::Lagged(missed)) => json!({"type": "lagged", "missed": missed}),
                     Err(RecvError::Closed) => break,
                 };

@@ -8,8 +8,10 @@ pub(crate) mod datasets;
 pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod ops;
+pub(crate) mod pipelines;
 pub(crate) mod query;
 pub(crate) mod users;
+pub(crate) mod ws;
 
 use axum::http::Uri;
 use serde::Deserialize;

@@ -152,3 +152,77 @@ async fn commands_talk_to_a_running_server() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("--server needs credentials"), "{err}");
 }
+
+#[test]
+fn pipeline_validate_plan_and_run_from_a_sql_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let orders = testdata("orders.csv");
+    let (ok, _, err) = basin(&[
+        "--data-dir",
+        data,
+        "ingest",
+        orders.to_str().unwrap(),
+        "--dataset",
+        "orders",
+        "--on-error",
+        "skip",
+    ]);
+    assert!(ok, "{err}");
+
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(
+        &bad,
+        "CREATE TABLE totals AS\nSELECT customer, sum(amont) AS total\nFROM orders GROUP BY customer;\n",
+    )
+    .unwrap();
+    let (ok, out, _) = basin(&[
+        "--data-dir",
+        data,
+        "pipeline",
+        "validate",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok, "an invalid pipeline validated: {out}");
+    assert!(out.contains("bad.sql:2:"), "{out}");
+    assert!(out.contains("error[sql_error]"), "{out}");
+
+    let good = dir.path().join("daily.sql");
+    std::fs::write(
+        &good,
+        "-- basin: param currency string default 'EUR'\n\
+         CREATE TABLE totals AS\n\
+         SELECT customer, sum(amount) AS total FROM orders WHERE currency = {{ currency }} GROUP BY customer;\n\
+         CREATE TABLE top AS SELECT * FROM totals ORDER BY total DESC LIMIT 1;\n",
+    )
+    .unwrap();
+    let good = good.to_str().unwrap();
+    let (ok, out, err) = basin(&["--data-dir", data, "pipeline", "validate", good]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("2 step(s) valid"), "{out}");
+    let (ok, out, err) = basin(&["--data-dir", data, "pipeline", "plan", good]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("== totals (create)"), "{out}");
+    let (ok, out, err) = basin(&[
+        "--data-dir",
+        data,
+        "pipeline",
+        "run",
+        good,
+        "--param",
+        "currency=USD",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("totals") && out.contains("succeeded"), "{out}");
+    let (ok, out, err) = basin(&[
+        "--data-dir",
+        data,
+        "query",
+        "SELECT count(*) AS n FROM top",
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\n1"), "{out}");
+}

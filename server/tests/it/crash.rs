@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Served {
-    child: Child,
-    base: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Served {
@@ -17,7 +17,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(data_dir: &std::path::Path) -> Served {
+pub(crate) fn serve(data_dir: &std::path::Path) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_basin"))
         .args([
             "serve",

@@ -8,5 +8,6 @@ mod datasets;
 mod flight;
 mod ingest;
 mod ops;
+mod pipelines;
 mod query;
 mod security;

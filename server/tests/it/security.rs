@@ -114,6 +114,33 @@ const ROUTES: &[(&str, &str, Needs)] = &[
         Needs::Write,
     ),
     ("post", "/schemas/diff", Needs::Read),
+    ("get", "/pipelines", Needs::Read),
+    ("post", "/pipelines", Needs::Write),
+    ("post", "/pipelines/validate", Needs::Read),
+    ("get", "/pipelines/{id}", Needs::Read),
+    ("put", "/pipelines/{id}", Needs::Write),
+    ("post", "/pipelines/{id}/archive", Needs::Write),
+    ("post", "/pipelines/{id}/unarchive", Needs::Write),
+    ("get", "/pipelines/{id}/versions", Needs::Read),
+    ("get", "/pipelines/{id}/versions/{version}", Needs::Read),
+    (
+        "post",
+        "/pipelines/{id}/versions/{version}/activate",
+        Needs::Write,
+    ),
+    ("get", "/pipelines/{id}/diff", Needs::Read),
+    ("post", "/pipelines/{id}/plan", Needs::Read),
+    ("post", "/pipelines/{id}/runs", Needs::Write),
+    ("get", "/pipelines/{id}/runs", Needs::Read),
+    ("post", "/pipelines/{id}/instantiate", Needs::Write),
+    ("get", "/pipelines/{id}/lineage", Needs::Read),
+    ("get", "/runs", Needs::Read),
+    ("get", "/runs/{id}", Needs::Read),
+    ("post", "/runs/{id}/cancel", Needs::Write),
+    ("post", "/runs/{id}/retry", Needs::Write),
+    ("get", "/runs/{id}/openlineage", Needs::Read),
+    ("get", "/lineage", Needs::Read),
+    ("get", "/ws", Needs::Read),
 ];
 
 /// The status class a caller must get.
@@ -176,6 +203,7 @@ fn concrete(method: &str, template: &str) -> String {
         .replace("{dataset}", "orders")
         .replace("{type}", "postgres")
         .replace("{stream}", "no_such_stream")
+        .replace("{version}", "1")
 }
 
 struct Cast {

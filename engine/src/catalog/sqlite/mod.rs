@@ -1,5 +1,6 @@
 mod connections;
 mod identity;
+mod pipelines;
 
 use std::path::Path;
 use std::str::FromStr;

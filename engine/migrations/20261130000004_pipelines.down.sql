@@ -1,0 +1,9 @@
+DROP INDEX events_at;
+DROP TABLE events;
+DROP TABLE views;
+DROP INDEX pipeline_runs_status;
+DROP INDEX pipeline_runs_pipeline;
+DROP INDEX pipeline_runs_idempotency;
+DROP TABLE pipeline_runs;
+DROP TABLE pipeline_versions;
+DROP TABLE pipelines;

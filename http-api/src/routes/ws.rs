@@ -1,0 +1,447 @@
+//! `/ws`: the WebSocket of live events with channels and a cursor.
+//!
+//! Authenticated at the upgrade like any request; closed with 4401 when
+//! those credentials stop being valid. The client subscribes to channels
+//! (`pipeline:{id or name}`, `run:{id}`, `dataset:{name}`, `jobs`,
+//! `system`) and gets each event of those channels once, in sequence
+//! order. Every event has a `seq`; a client that reconnects and
+//! subscribes with `since` set to the last `seq` it saw receives what it
+//! missed from the persisted log first. A client that reads slower than
+//! events arrive gets `pipeline_progress` events of one run merged (each
+//! carries every step's status, so the newest says it all) instead of an
+//! ever-growing buffer. The protocol is documented in `docs/pipelines.md`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use basin_engine::Engine;
+use basin_engine::auth::{Action, Credentials, Principal};
+use basin_engine::catalog::EventRecord;
+use basin_engine::events::{channels_of, kinds, visible_to};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::events::CLOSE_UNAUTHENTICATED;
+use crate::AppState;
+use crate::access::{Caller, credentials};
+use crate::error::{ApiResult, ErrorEnvelope};
+use crate::extract::Query;
+
+/// How often a connection re-checks its credentials when nothing was revoked.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// Most events read from the log per query when catching up.
+const REPLAY_PAGE: u32 = 1000;
+/// Most live events taken at once (and merged) before sending.
+const BATCH: usize = 256;
+/// Live events waiting for one client beyond which its progress events are
+/// merged: it is reading slower than events arrive.
+const MERGE_BEYOND: usize = 64;
+/// Most channels one connection may subscribe to.
+const MAX_CHANNELS: usize = 256;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ws))
+}
+
+/// `?channels=a,b&since=<seq>`: subscriptions to open with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsParams {
+    #[serde(default)]
+    channels: Option<String>,
+    #[serde(default)]
+    since: Option<i64>,
+}
+
+/// Upgrades to the event WebSocket. Messages are JSON text; see
+/// `docs/pipelines.md` for the protocol: `subscribe`/`unsubscribe`/`ping`
+/// from the client; `ready`, `subscribed`, `unsubscribed`, events (with
+/// `seq`), `heartbeat`, `pong` and `error` from the server.
+#[utoipa::path(get, path = "/ws", tag = "events",
+    params(("channels" = Option<String>, Query, description = "comma-separated channels to subscribe to at once"),
+        ("since" = Option<i64>, Query, description = "replay those channels' events after this seq first")),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 401, description = "not signed in", body = ErrorEnvelope)))]
+async fn ws(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    headers: HeaderMap,
+    Query(params): Query<WsParams>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let (credentials, _) = credentials(&headers)?;
+    let engine = state.engine.clone();
+    let heartbeat = state.config.ws_heartbeat;
+    let opened_at = chrono::Utc::now();
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let connection = Connection {
+            engine,
+            principal,
+            credentials,
+            opened_at,
+            socket,
+            channels: BTreeSet::new(),
+            position: 0,
+        };
+        connection.serve(params, heartbeat).await;
+    }))
+}
+
+/// A client message.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Subscribe {
+        channels: Vec<String>,
+        #[serde(default)]
+        since: Option<i64>,
+    },
+    Unsubscribe {
+        channels: Vec<String>,
+    },
+    Ping,
+}
+
+struct Connection {
+    engine: Engine,
+    principal: Principal,
+    credentials: Option<Credentials>,
+    opened_at: chrono::DateTime<chrono::Utc>,
+    socket: WebSocket,
+    channels: BTreeSet<String>,
+    /// The last event seq this connection has handled (sent or filtered out).
+    position: i64,
+}
+
+/// Why the connection ends.
+enum Closed {
+    /// The socket went away.
+    Gone,
+    /// The credentials stopped being valid.
+    Unauthenticated,
+}
+
+impl Connection {
+    async fn serve(mut self, params: WsParams, heartbeat: Duration) {
+        // Subscribe before reading the position: nothing published after it is missed.
+        let mut live = self.engine.subscribe();
+        let mut revocations = self.engine.revocations();
+        self.position = match self.engine.catalog().last_event_seq().await {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!(error = %e, "websocket: cannot read the event log");
+                let _ = self.socket.send(Message::Close(None)).await;
+                return;
+            }
+        };
+        let ready = json!({
+            "type": "ready",
+            "cursor": self.position,
+            "heartbeat_ms": heartbeat.as_millis() as u64,
+        });
+        if self.send(&ready).await.is_err() {
+            return;
+        }
+        if let Some(channels) = &params.channels {
+            let channels = channels
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if self.subscribe(channels, params.since).await.is_err() {
+                return;
+            }
+        }
+        let mut beat = tokio::time::interval(heartbeat);
+        beat.tick().await;
+        let mut recheck = tokio::time::interval(RECHECK_EVERY);
+        recheck.tick().await;
+        let outcome = loop {
+            let step: Result<bool, Closed> = tokio::select! {
+                event = live.recv() => match event {
+                    Ok(event) => self.deliver_live(event, &mut live).await.map(|()| false),
+                    // Fell behind the broadcast: the next event's seq shows the gap, filled from the log.
+                    Err(RecvError::Lagged(_)) => Ok(false),
+                    Err(RecvError::Closed) => Err(Closed::Gone),
+                },
+                _ = beat.tick() => {
+                    let message = json!({"type": "heartbeat", "cursor": self.position, "at": chrono::Utc::now()});
+                    self.send(&message).await.map(|()| false)
+                }
+                changed = revocations.changed() => Ok(changed.is_ok()),
+                _ = recheck.tick() => Ok(true),
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => self.handle(text.as_str()).await.map(|()| false),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(Closed::Gone),
+                    // Pings are answered by the protocol layer.
+                    Some(Ok(_)) => Ok(false),
+                },
+            };
+            match step {
+                Ok(true) => {
+                    if !self
+                        .engine
+                        .still_valid(self.credentials.as_ref(), self.opened_at)
+                        .await
+                    {
+                        break Closed::Unauthenticated;
+                    }
+                }
+                Ok(false) => {}
+                Err(closed) => break closed,
+            }
+        };
+        if let Closed::Unauthenticated = outcome {
+            let _ = self
+                .socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_UNAUTHENTICATED,
+                    reason: Utf8Bytes::from_static("credentials revoked or expired"),
+                })))
+                .await;
+        }
+    }
+
+    async fn send(&mut self, value: &Value) -> Result<(), Closed> {
+        self.socket
+            .send(Message::Text(Utf8Bytes::from(value.to_string())))
+            .await
+            .map_err(|_| Closed::Gone)
+    }
+
+    async fn error(&mut self, code: &str, message: String) -> Result<(), Closed> {
+        self.send(&json!({"type": "error", "code": code, "message": message}))
+            .await
+    }
+
+    async fn handle(&mut self, text: &str) -> Result<(), Closed> {
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Subscribe { channels, since }) => self.subscribe(channels, since).await,
+            Ok(ClientMessage::Unsubscribe { channels }) => {
+                for channel in &channels {
+                    self.channels.remove(channel);
+                }
+                self.send(&json!({"type": "unsubscribed", "channels": channels}))
+                    .await
+            }
+            Ok(ClientMessage::Ping) => {
+                self.send(&json!({"type": "pong", "cursor": self.position}))
+                    .await
+            }
+            Err(e) => {
+                self.error(
+                    "invalid_message",
+                    format!(
+                        "{e}; send {{\"op\": \"subscribe\", \"channels\": [...], \"since\": <seq>}}, {{\"op\": \"unsubscribe\", \"channels\": [...]}} or {{\"op\": \"ping\"}}"
+                    ),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// The channel as events name it (pipelines by id), or why it is refused.
+async fn resolve(
+    engine: &Engine,
+    principal: &Principal,
+    channel: &str,
+) -> Result<String, (&'static str, String)> {
+    let (kind, key) = channel.split_once(':').unwrap_or((channel, ""));
+    let pipelines = || {
+        engine
+            .authorize_pipelines(principal, Action::Read)
+            .map_err(|e| ("forbidden", e.public_message()))
+    };
+    match (kind, key) {
+        ("pipeline", key) if !key.is_empty() => {
+            pipelines()?;
+            let pipeline = engine
+                .pipeline_record(key)
+                .await
+                .map_err(|e| (e.code(), e.public_message()))?;
+            Ok(format!("pipeline:{}", pipeline.id))
+        }
+        ("run", key) if !key.is_empty() => {
+            pipelines()?;
+            Ok(channel.to_owned())
+        }
+        ("dataset", key) if !key.is_empty() => {
+            if principal.can_see_dataset(key) {
+                Ok(channel.to_owned())
+            } else {
+                Err(("forbidden", format!("you may not read dataset `{key}`")))
+            }
+        }
+        ("jobs" | "system", "") => {
+            principal
+                .authorize(Action::Read, basin_engine::auth::Resource::Global)
+                .map_err(|e| ("forbidden", e.public_message()))?;
+            Ok(channel.to_owned())
+        }
+        _ => Err((
+            "invalid_channel",
+            format!(
+                "unknown channel {channel:?}: use pipeline:<id or name>, run:<id>, dataset:<name>, jobs or system"
+            ),
+        )),
+    }
+}
+
+impl Connection {
+    async fn subscribe(
+        &mut self,
+        requested: Vec<String>,
+        since: Option<i64>,
+    ) -> Result<(), Closed> {
+        let mut added = Vec::new();
+        for channel in requested {
+            match resolve(&self.engine, &self.principal, &channel).await {
+                Ok(resolved) => added.push(resolved),
+                Err((code, message)) => return self.error(code, message).await,
+            }
+        }
+        if self.channels.len() + added.len() > MAX_CHANNELS {
+            return self
+                .error(
+                    "too_many_channels",
+                    format!("a connection may subscribe to at most {MAX_CHANNELS} channels"),
+                )
+                .await;
+        }
+        let new: BTreeSet<String> = added
+            .iter()
+            .filter(|c| !self.channels.contains(*c))
+            .cloned()
+            .collect();
+        self.send(&json!({"type": "subscribed", "channels": added, "cursor": self.position}))
+            .await?;
+        // Events up to the position were handled without these channels:
+        // replay theirs from the log, then go on live with all channels.
+        if let Some(since) = since.filter(|s| *s < self.position) {
+            let mut after = since;
+            while after < self.position {
+                let page = match self.engine.events_after(after, REPLAY_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => return self.error(e.code(), e.public_message()).await,
+                };
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                let wanted: Vec<Arc<EventRecord>> = page
+                    .into_iter()
+                    .filter(|e| e.seq <= self.position)
+                    .filter(|e| channels_of(e).iter().any(|c| new.contains(c)))
+                    .map(Arc::new)
+                    .collect();
+                self.send_batch(wanted, false).await?;
+            }
+        }
+        self.channels.extend(new);
+        Ok(())
+    }
+
+    /// Sends one live event, after filling any gap before it from the log
+    /// and taking (and merging) whatever else is already waiting.
+    async fn deliver_live(
+        &mut self,
+        first: Arc<EventRecord>,
+        live: &mut tokio::sync::broadcast::Receiver<Arc<EventRecord>>,
+    ) -> Result<(), Closed> {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match live.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        let mut ordered: Vec<Arc<EventRecord>> = Vec::with_capacity(batch.len());
+        for event in batch {
+            if event.seq <= self.position {
+                continue;
+            }
+            let expected = ordered.last().map_or(self.position, |e| e.seq) + 1;
+            if event.seq > expected {
+                // A gap (this client lagged): read what is missing from the log.
+                let mut after = expected - 1;
+                while after + 1 < event.seq {
+                    let page = self
+                        .engine
+                        .events_after(after, REPLAY_PAGE)
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "websocket: cannot read the event log");
+                            Closed::Gone
+                        })?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    ordered.extend(page.into_iter().filter(|e| e.seq < event.seq).map(Arc::new));
+                }
+            }
+            ordered.push(event);
+        }
+        let Some(last) = ordered.last() else {
+            return Ok(());
+        };
+        let last_seq = last.seq;
+        let behind = ordered.len() > MERGE_BEYOND;
+        let wanted = ordered
+            .into_iter()
+            .filter(|e| channels_of(e).iter().any(|c| self.channels.contains(c)))
+            .collect();
+        self.send_batch(wanted, behind).await?;
+        self.position = self.position.max(last_seq);
+        Ok(())
+    }
+
+    /// Sends events the principal may see; with `merge`, only a run's
+    /// newest `pipeline_progress` of the batch is sent.
+    async fn send_batch(
+        &mut self,
+        events: Vec<Arc<EventRecord>>,
+        merge: bool,
+    ) -> Result<(), Closed> {
+        let mut newest_progress: std::collections::HashMap<&str, i64> = Default::default();
+        for event in events.iter().filter(|_| merge) {
+            if event.kind == kinds::PIPELINE_PROGRESS
+                && let Some(run) = event.run_id.as_deref()
+            {
+                newest_progress.insert(run, event.seq);
+            }
+        }
+        for event in &events {
+            if merge
+                && event.kind == kinds::PIPELINE_PROGRESS
+                && let Some(run) = event.run_id.as_deref()
+                && newest_progress.get(run) != Some(&event.seq)
+            {
+                continue;
+            }
+            if !visible_to(event, &self.principal) {
+                continue;
+            }
+            self.send(&message_of(event)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON an event is sent as.
+fn message_of(event: &EventRecord) -> Value {
+    json!({
+        "type": event.kind,
+        "seq": event.seq,
+        "at": event.at,
+        "channels": channels_of(event),
+        "data": event.data,
+    })
+}
