@@ -932,7 +932,7 @@ async fn execute(
             let blocked = step.depends_on.iter().find(|d| {
                 matches!(
                     status_of.get(d.as_str()),
-                    Some(StepStatus::Failed | StepStatus::UpstreamFailed | StepStatus::Canceled)
+                    Some(StepStatus::Failed | StepStatus::UpstreamFailed)
                 )
             });
             if let Some(blocked) = blocked {
@@ -1203,7 +1203,13 @@ async fn attempt_step(engine: &Engine, plan: &RunPlan, prepared: &PreparedStep) 
             let Some(record) = existing else {
                 return Err(Error::internal("incremental step", "dataset vanished"));
             };
-            let (frame, physical) = frame_over(&ctx, crate::sync::storable(frame)?).await?;
+            let (frame, physical) = {
+                let (ctx, frame) = (ctx.clone(), crate::sync::storable(frame)?);
+                engine
+                    .executor()
+                    .run(async move { frame_over(&ctx, frame).await })
+                    .await?
+            };
             let (version, rows_written) =
                 engine.merge_into(&record, frame, unique_key, false).await?;
             Ok(Attempt {
@@ -1224,7 +1230,13 @@ async fn write(
     mode: WriteMode,
     frame: DataFrame,
 ) -> Result<Attempt> {
-    let (frame, physical) = frame_over(ctx, frame).await?;
+    let (frame, physical) = {
+        let ctx = ctx.clone();
+        engine
+            .executor()
+            .run(async move { frame_over(&ctx, frame).await })
+            .await?
+    };
     let outcome = engine.commit_write(name, existing, mode, frame).await?;
     Ok(Attempt {
         rows_read: rows_read(&physical),

@@ -282,10 +282,15 @@ async fn resolve(
                 Err(("forbidden", format!("you may not read dataset `{key}`")))
             }
         }
-        ("jobs" | "system", "") => {
+        // Jobs are filtered per event (a key limited to datasets sees its own).
+        ("jobs", "") => {
             principal
                 .authorize(Action::Read, basin_engine::auth::Resource::Global)
                 .map_err(|e| ("forbidden", e.public_message()))?;
+            Ok(channel.to_owned())
+        }
+        ("system", "") => {
+            pipelines()?;
             Ok(channel.to_owned())
         }
         _ => Err((

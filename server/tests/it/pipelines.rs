@@ -887,3 +887,103 @@ async fn killing_the_server_mid_run_keeps_datasets_consistent_and_fails_the_run(
         .unwrap();
     assert_eq!(rows["data"]["rows"], json!([[1, 1]]), "{rows}");
 }
+
+#[tokio::test]
+async fn canceling_a_run_stops_its_steps_and_keeps_the_previous_data() {
+    let server = TestServer::start().await;
+    csv(&server, "seed", "create", "id\n1\n").await;
+    let definition = json!({ "steps": [
+        { "name": "heavy", "sql": "SELECT value % 1000 AS k, count(DISTINCT md5(CAST(value AS VARCHAR))) AS c FROM generate_series(1, 50000000) GROUP BY 1" },
+        { "name": "after", "sql": "SELECT k FROM heavy" },
+    ] });
+    let (status, body) = server
+        .post_json(
+            "/api/v1/pipelines",
+            json!({ "name": "long", "definition": definition }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let run_id = start_run(&server, "long").await;
+    for _ in 0..400 {
+        let (_, body) = server.get(&format!("/api/v1/runs/{run_id}")).await;
+        if body["data"]["steps"][0]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (status, body) = server
+        .post_json(&format!("/api/v1/runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = wait_run(&server, &run_id).await;
+    assert_eq!(run["status"], "canceled", "{run}");
+    assert_eq!(step(&run, "heavy")["status"], "canceled");
+    assert_eq!(step(&run, "after")["status"], "canceled");
+    let (status, _) = server.get("/api/v1/datasets/heavy").await;
+    assert_eq!(status, 404, "a canceled step must not commit");
+    // A canceled run can be retried.
+    let (status, body) = server
+        .post_json(&format!("/api/v1/runs/{run_id}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let retry = body["data"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = server
+        .post_json(&format!("/api/v1/runs/{retry}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_key_limited_to_datasets_sees_no_pipeline_events() {
+    let server = TestServer::start().await;
+    seed_orders(&server).await;
+    let (status, body) = server
+        .post_json(
+            "/api/v1/api-keys",
+            json!({ "name": "orders only", "scopes": ["read"], "datasets": ["raw_orders"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["data"]["secret"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/v1/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "ready");
+    socket
+        .send(Message::Text(
+            json!({ "op": "subscribe", "channels": ["system"] })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut socket).await["code"], "forbidden");
+    // Its own dataset's channel is fine, and it hears about new versions.
+    subscribe(&mut socket, &["dataset:raw_orders"], None).await;
+    let (status, body) = server
+        .post_json("/api/v1/pipelines", json!({ "name": "p", "definition": { "steps": [{ "name": "t", "sql": "SELECT 1 AS one" }] } }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    socket
+        .send(Message::Text(
+            json!({ "op": "subscribe", "channels": ["pipeline:p"] })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut socket).await["code"], "forbidden");
+    csv(
+        &server,
+        "raw_orders",
+        "append",
+        "id,customer,amount,day\n8,fay,2.0,2024-03-06\n",
+    )
+    .await;
+    let event = next_json(&mut socket).await;
+    assert_eq!(event["type"], "dataset_updated", "{event}");
+    assert_eq!(event["data"]["dataset"], "raw_orders");
+}
