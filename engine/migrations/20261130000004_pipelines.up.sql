@@ -58,8 +58,10 @@ CREATE TABLE views (
 );
 
 -- Every event published, so a client that reconnects with a cursor misses nothing.
+-- AUTOINCREMENT: a seq is never given twice, even after old events are pruned,
+-- and processes sharing the catalog (the server, a CLI command) never collide.
 CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     type TEXT NOT NULL,
     pipeline_id TEXT,
     run_id TEXT,

@@ -2,8 +2,8 @@
 //! subscribers (the WebSocket) and for clients catching up after a
 //! disconnect.
 //!
-//! Every event gets a sequence number and is written to the catalog before
-//! it is broadcast, by one writer task, so numbers are gapless and in order
+//! Every event is numbered by the catalog and written there before it is
+//! broadcast, by one writer task, so numbers increase in broadcast order
 //! and a client that reconnects with the last number it saw can read the
 //! rest from the catalog ([`Engine::events_after`]) and then follow the
 //! broadcast without missing any. Subscribers that fall more than
@@ -119,13 +119,12 @@ impl std::fmt::Debug for Message {
 }
 
 impl EventBus {
-    /// Starts the writer task; numbering continues after the catalog's last event.
-    pub(crate) async fn start(catalog: Arc<dyn CatalogStore>) -> Result<Self> {
-        let next = catalog.last_event_seq().await? + 1;
+    /// Starts the writer task.
+    pub(crate) fn start(catalog: Arc<dyn CatalogStore>) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let sender = broadcast::channel(CAPACITY).0;
-        tokio::spawn(write_events(catalog, receiver, sender.clone(), next));
-        Ok(Self { queue, sender })
+        tokio::spawn(write_events(catalog, receiver, sender.clone()));
+        Self { queue, sender }
     }
 }
 
@@ -134,7 +133,6 @@ async fn write_events(
     catalog: Arc<dyn CatalogStore>,
     mut receiver: mpsc::UnboundedReceiver<Message>,
     sender: broadcast::Sender<Arc<EventRecord>>,
-    mut next: i64,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
@@ -144,7 +142,7 @@ async fn write_events(
             match m {
                 Message::Event(e) => {
                     batch.push(EventRecord {
-                        seq: next,
+                        seq: 0,
                         kind: e.kind.to_owned(),
                         pipeline_id: e.pipeline_id,
                         run_id: e.run_id,
@@ -153,7 +151,6 @@ async fn write_events(
                         data: e.data,
                         at: Utc::now(),
                     });
-                    next += 1;
                 }
                 Message::Flush(done) => flushes.push(done),
             }
@@ -162,13 +159,20 @@ async fn write_events(
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = catalog.append_events(&batch).await {
-                // Live subscribers still get them; only catching up would miss them.
-                tracing::error!(error = %e, events = batch.len(), "could not persist events");
-            }
-            for event in batch.drain(..) {
-                // No subscribers is fine: nobody is watching.
-                let _ = sender.send(Arc::new(event));
+            match catalog.append_events(&mut batch).await {
+                Ok(()) => {
+                    for event in batch.drain(..) {
+                        // No subscribers is fine: nobody is watching.
+                        let _ = sender.send(Arc::new(event));
+                    }
+                }
+                Err(e) => {
+                    // Unnumbered events cannot be sent: a client's cursor
+                    // would not find them. The catalog failing is logged
+                    // loudly elsewhere too.
+                    tracing::error!(error = %e, events = batch.len(), "could not store events; they are dropped");
+                    batch.clear();
+                }
             }
         }
         for done in flushes.drain(..) {

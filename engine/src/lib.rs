@@ -204,7 +204,7 @@ impl Engine {
         if recover {
             pipelines::runs::fail_interrupted_runs(catalog.as_ref()).await?;
         }
-        let events = events::EventBus::start(catalog.clone()).await?;
+        let events = events::EventBus::start(catalog.clone());
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let engine = Self {

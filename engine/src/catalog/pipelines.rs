@@ -277,8 +277,16 @@ pub trait PipelineStore: Send + Sync {
         version: &PipelineVersionRecord,
         expected_active: i64,
     ) -> Result<()>;
-    /// Replaces a pipeline's row (name, active version, archive mark, schedule cursor).
-    async fn update_pipeline(&self, pipeline: &PipelineRecord) -> Result<()>;
+    /// Makes `version` the active one.
+    async fn activate_pipeline_version(&self, pipeline_id: &str, version: i64) -> Result<()>;
+    /// Archives (with a time) or restores (with `None`) a pipeline.
+    async fn set_pipeline_archived(
+        &self,
+        pipeline_id: &str,
+        archived_at: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Records the last cron fire time the scheduler handled.
+    async fn set_schedule_cursor(&self, pipeline_id: &str, cursor: DateTime<Utc>) -> Result<()>;
     /// By id or name.
     async fn pipeline(&self, id_or_name: &str) -> Result<Option<PipelineRecord>>;
     /// A page of pipelines by name, and the total.
@@ -313,11 +321,12 @@ pub trait PipelineStore: Send + Sync {
     async fn put_view(&self, name: &str, sql: &str, pipeline_id: &str) -> Result<()>;
     /// Every stored view: name and SQL.
     async fn views(&self) -> Result<Vec<(String, String)>>;
-    /// Appends events (their `seq` already assigned), in one transaction.
-    async fn append_events(&self, events: &[EventRecord]) -> Result<()>;
+    /// Appends events in one transaction, numbering them: each gets the next
+    /// `seq`, never reused (not even after old events are pruned).
+    async fn append_events(&self, events: &mut [EventRecord]) -> Result<()>;
     /// Events after `seq`, oldest first, at most `limit`.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>>;
-    /// The largest `seq` stored (0 when none).
+    /// The largest `seq` ever given (0 when none), pruned events included.
     async fn last_event_seq(&self) -> Result<i64>;
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;

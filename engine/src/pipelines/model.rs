@@ -690,12 +690,40 @@ pub fn render_sql(
         let value = values
             .get(name)
             .ok_or_else(|| Error::InvalidInput(format!("param `{name}` has no value")))?;
+        if inside_quotes(sql, placeholder.start) {
+            return Err(Error::InvalidInput(format!(
+                "`{{{{ {name} }}}}` at line {}, column {} is inside quotes: write it bare, its value is rendered as a quoted literal",
+                placeholder.line, placeholder.column
+            )));
+        }
         rendered.push_str(&sql[copied..placeholder.start]);
         rendered.push_str(&sql_literal(spec, value)?);
         copied = placeholder.end;
     }
     rendered.push_str(&sql[copied..]);
     Ok(rendered)
+}
+
+/// Whether byte `at` of `sql` is inside a quoted string or identifier (where
+/// a rendered literal would be pasted into the quotes, not used as a value).
+fn inside_quotes(sql: &str, at: usize) -> bool {
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < at {
+        let b = bytes[i];
+        match (quote, comment) {
+            (_, true) => comment = b != b'\n',
+            (Some(q), false) if b == q => quote = None,
+            (Some(_), false) => {}
+            (None, false) if b == b'\'' || b == b'"' => quote = Some(b),
+            (None, false) if b == b'-' && bytes.get(i + 1) == Some(&b'-') => comment = true,
+            (None, false) => {}
+        }
+        i += 1;
+    }
+    quote.is_some()
 }
 
 /// `value` as a SQL literal of `spec`'s type.
@@ -1979,6 +2007,29 @@ fn step_depths(steps: &[Step], edges: &[(String, String)]) -> Vec<usize> {
         }
     }
     depths
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_inside_quotes_are_refused() {
+        let specs = vec![ParamSpec {
+            name: "s".into(),
+            kind: ParamType::String,
+            default: None,
+            description: String::new(),
+            allowed: None,
+        }];
+        let values = BTreeMap::from([("s".to_owned(), Value::from("x OR 1=1 --"))]);
+        assert!(render_sql("SELECT '{{ s }}'", &specs, &values).is_err());
+        assert!(render_sql("SELECT \"{{ s }}\"", &specs, &values).is_err());
+        assert_eq!(
+            render_sql("SELECT 'a''b', {{ s }} -- 'x\n", &specs, &values).unwrap(),
+            "SELECT 'a''b', 'x OR 1=1 --' -- 'x\n"
+        );
+    }
 }
 
 #[cfg(test)]

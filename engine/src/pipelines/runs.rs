@@ -438,7 +438,7 @@ impl Engine {
         ));
         let engine = self.clone();
         let queued = run.clone();
-        let job = self
+        let submitted = self
             .submit_job(
                 "pipeline_run",
                 json!({ "pipeline": pipeline.name, "pipeline_id": pipeline.id, "run": run.id }),
@@ -460,7 +460,15 @@ impl Engine {
                     task.await.map_err(|e| Error::internal("pipeline run", e))?
                 },
             )
-            .await?;
+            .await;
+        let job = match submitted {
+            Ok(job) => job,
+            Err(e) => {
+                // Never leave a run queued that nothing will execute.
+                self.end_unexecuted(&run.id, RunStatus::Failed, &e).await?;
+                return Err(e);
+            }
+        };
         // The executor may have moved on already: record the job id only.
         self.catalog().set_run_job(&run.id, &job.id).await?;
         run.job_id = Some(job.id);
@@ -501,21 +509,52 @@ impl Engine {
                 run.status.as_str()
             )));
         }
-        match &run.job_id {
-            Some(job) => {
-                self.cancel_job(job).await?;
-            }
-            None => {
-                let mut run = run.clone();
-                run.status = RunStatus::Canceled;
-                run.finished_at = Some(Utc::now());
-                self.catalog().update_run(&run).await?;
-            }
+        let orphaned = match &run.job_id {
+            Some(job) => matches!(
+                self.cancel_job(job).await,
+                Err(Error::JobFinished { .. } | Error::JobNotFound(_))
+            ),
+            None => true,
+        };
+        if orphaned {
+            // No job will end this run: end it here.
+            self.end_unexecuted(id, RunStatus::Canceled, &Error::Canceled)
+                .await?;
         }
         match self.wait_run(id, Duration::from_secs(5)).await {
             Err(Error::Timeout(_)) => self.run_row(id).await,
             other => other,
         }
+    }
+
+    /// Ends a run no executor is working on (its job could not start, or ended).
+    async fn end_unexecuted(&self, id: &str, status: RunStatus, error: &Error) -> Result<()> {
+        let Some(mut run) = self.catalog().run(id).await? else {
+            return Ok(());
+        };
+        if run.status.is_terminal() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        for step in &mut run.steps {
+            if !step.status.is_terminal() {
+                step.status = StepStatus::Canceled;
+                step.finished_at = Some(now);
+            }
+        }
+        run.status = status;
+        run.error = (status == RunStatus::Failed).then(|| error.to_public_json());
+        run.finished_at = Some(now);
+        run.updated_at = now;
+        self.catalog().update_run(&run).await?;
+        let pipeline = self.pipeline_record(&run.pipeline_id).await?;
+        let kind = if status == RunStatus::Failed {
+            kinds::PIPELINE_FAILED
+        } else {
+            kinds::PIPELINE_STATUS
+        };
+        self.publish(run_event(kind, &pipeline.name, &run, None));
+        Ok(())
     }
 
     /// Starts a new run of the same version and params that redoes only the
@@ -530,6 +569,12 @@ impl Engine {
             )));
         }
         let pipeline = self.pipeline_record(&old.pipeline_id).await?;
+        if pipeline.archived_at.is_some() {
+            return Err(Error::RunState(format!(
+                "pipeline `{}` is archived: restore it to run it",
+                pipeline.name
+            )));
+        }
         let version = self.version_record(&pipeline, old.version).await?;
         let definition: PipelineDefinition = serde_json::from_value(version.definition)
             .map_err(|e| Error::internal("stored pipeline definition", e))?;
@@ -658,7 +703,9 @@ impl Engine {
     ) -> Result<PipelinePlan> {
         let started = Instant::now();
         let mut values = super::model::placeholder_values_for_validation(&definition.params);
-        values.extend(super::model::resolve_params(&definition.params, params).unwrap_or_default());
+        if !definition.template {
+            values.extend(super::model::resolve_params(&definition.params, params)?);
+        }
         let validation = self
             .validate_pipeline(principal, &definition, params)
             .await?;
@@ -700,24 +747,25 @@ impl Engine {
                 (Materialization::Ephemeral, _) => "inline",
             };
             let (ctx2, sql) = (ctx.clone(), p.sql.clone());
-            let (fields, explain, sample) = self
-                .executor()
-                .run(async move {
-                    let logical = plan_step(&ctx2, &sql).await?;
-                    let state = ctx2.state();
-                    let optimized = state.optimize(&logical)?;
-                    let physical = state.create_physical_plan(&optimized).await?;
-                    let explain = Explain {
-                        logical: optimized.display_indent().to_string(),
-                        physical: displayable(physical.as_ref()).indent(false).to_string(),
-                    };
-                    let frame = DataFrame::new(state, logical.clone());
-                    let batches = frame.limit(0, Some(sample_rows))?.collect().await?;
-                    let sample = batches_to_json(&batches)?;
-                    let fields = fields_of(logical.schema().as_arrow());
-                    Ok::<_, Error>((fields, explain, sample))
-                })
-                .await?;
+            let deadline = self.config().query_timeout;
+            let sampled = self.executor().run(async move {
+                let logical = plan_step(&ctx2, &sql).await?;
+                let state = ctx2.state();
+                let optimized = state.optimize(&logical)?;
+                let physical = state.create_physical_plan(&optimized).await?;
+                let explain = Explain {
+                    logical: optimized.display_indent().to_string(),
+                    physical: displayable(physical.as_ref()).indent(false).to_string(),
+                };
+                let frame = DataFrame::new(state, logical.clone());
+                let batches = frame.limit(0, Some(sample_rows))?.collect().await?;
+                let sample = batches_to_json(&batches)?;
+                let fields = fields_of(logical.schema().as_arrow());
+                Ok::<_, Error>((fields, explain, sample))
+            });
+            let (fields, explain, sample) = tokio::time::timeout(deadline, sampled)
+                .await
+                .map_err(|_| Error::Timeout(deadline.as_millis() as u64))??;
             // Later steps read this one's rows computed in place.
             let logical = plan_step(&ctx, &p.sql).await?;
             ctx.register_table(
@@ -902,6 +950,22 @@ async fn execute(
         .map(|n| n as usize)
         .unwrap_or(engine.config().pipeline_parallelism)
         .max(1);
+    // Steps in dependency order: inlined steps are planned upstream first,
+    // and ready steps start in a stable order.
+    let mut steps = steps;
+    if let Some(dag) = &dag {
+        let rank: HashMap<&str, usize> = dag
+            .order()
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.as_str(), i))
+            .collect();
+        steps.sort_by_key(|s| {
+            rank.get(s.step.name.as_str())
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+    }
     let plan = Arc::new(RunPlan {
         pipeline,
         steps,
@@ -915,16 +979,18 @@ async fn execute(
         })
         .await;
     let mut tasks: JoinSet<(String, Result<Attempt, Value>)> = JoinSet::new();
+    let mut task_steps: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut running: BTreeSet<String> = BTreeSet::new();
     let mut canceled = false;
     loop {
         let snapshot = state.snapshot().await;
-        let status_of: HashMap<&str, StepStatus> = snapshot
+        let mut status_of: HashMap<String, StepStatus> = snapshot
             .steps
             .iter()
-            .map(|s| (s.name.as_str(), s.status))
+            .map(|s| (s.name.clone(), s.status))
             .collect();
-        // Steps whose upstream failed will never run.
+        // Steps whose upstream failed will never run; in dependency order, so
+        // that the mark travels down the whole branch in one pass.
         for step in &plan.steps {
             if status_of.get(step.step.name.as_str()) != Some(&StepStatus::Pending) {
                 continue;
@@ -935,7 +1001,8 @@ async fn execute(
                     Some(StepStatus::Failed | StepStatus::UpstreamFailed)
                 )
             });
-            if let Some(blocked) = blocked {
+            if let Some(blocked) = blocked.cloned() {
+                status_of.insert(step.step.name.clone(), StepStatus::UpstreamFailed);
                 let message = format!("not run: upstream step `{blocked}` failed");
                 state
                     .change_step(&step.step.name, |s| {
@@ -968,10 +1035,12 @@ async fn execute(
             running.insert(name.clone());
             let (engine, state, plan, cancel) =
                 (engine.clone(), state.clone(), plan.clone(), cancel.clone());
-            tasks.spawn(async move {
+            let step_name = name.clone();
+            let task = tasks.spawn(async move {
                 let outcome = run_step(&engine, &state, &plan, &name, &cancel).await;
                 (name, outcome)
             });
+            task_steps.insert(task.id(), step_name);
         }
         if running.is_empty() {
             break;
@@ -979,7 +1048,15 @@ async fn execute(
         tokio::select! {
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
-                let (name, outcome) = joined.map_err(|e| Error::internal("pipeline step", e))?;
+                let (name, outcome) = match joined {
+                    Ok(done) => done,
+                    // A step task that panicked fails its step, not the run's bookkeeping.
+                    Err(e) => {
+                        tracing::error!(error = %e, "pipeline step task failed");
+                        let name = task_steps.get(&e.id()).cloned().unwrap_or_default();
+                        (name, Err(json!({ "code": "internal", "message": "internal error; see the server log" })))
+                    }
+                };
                 running.remove(&name);
                 let finished = Utc::now();
                 state.change_step(&name, |s| {

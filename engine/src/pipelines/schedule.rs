@@ -8,6 +8,9 @@ use croner::Cron;
 use super::model::{MissedRuns, Schedule};
 use crate::{Error, Result};
 
+/// Most fire times one look at the clock walks past.
+const MAX_FIRE_TIMES_PER_TICK: usize = 100_000;
+
 /// A parsed schedule.
 #[derive(Debug, Clone)]
 pub struct ParsedSchedule {
@@ -71,7 +74,12 @@ impl ParsedSchedule {
     ) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
         let mut latest_due = None;
         let mut at = cursor.with_timezone(&self.timezone);
-        while let Ok(next) = self.cron.find_next_occurrence(&at, false) {
+        // A dense schedule after a long pause is walked in bounded slices,
+        // one per tick, so a tick never stalls.
+        for _ in 0..MAX_FIRE_TIMES_PER_TICK {
+            let Ok(next) = self.cron.find_next_occurrence(&at, false) else {
+                break;
+            };
             let next_utc = next.with_timezone(&Utc);
             if next_utc > now {
                 break;
@@ -204,7 +212,7 @@ impl crate::Engine {
         plans: &mut std::collections::HashMap<String, Plan>,
     ) -> Result<()> {
         let now = Utc::now();
-        for mut pipeline in self.refresh_plans(plans).await? {
+        for pipeline in self.refresh_plans(plans).await? {
             let Some(schedule) = plans.get(&pipeline.id).and_then(|p| p.schedule.as_ref()) else {
                 continue;
             };
@@ -214,8 +222,9 @@ impl crate::Engine {
             if next_cursor == cursor {
                 continue;
             }
-            pipeline.schedule_cursor = Some(next_cursor);
-            self.catalog().update_pipeline(&pipeline).await?;
+            self.catalog()
+                .set_schedule_cursor(&pipeline.id, next_cursor)
+                .await?;
             if let Some(fire) = fire {
                 self.start_automatic_run(&pipeline.id, &format!("schedule:{}", fire.to_rfc3339()))
                     .await;

@@ -348,6 +348,10 @@ impl Engine {
         self.catalog()
             .add_pipeline_version(&version, pipeline.active_version)
             .await?;
+        // A schedule that changed starts counting from now.
+        self.catalog()
+            .set_schedule_cursor(&pipeline.id, Utc::now())
+            .await?;
         Ok((self.detail_of(&pipeline.id).await?, true))
     }
 
@@ -490,11 +494,15 @@ impl Engine {
         version: i64,
     ) -> Result<PipelineDetail> {
         self.authorize_pipelines(principal, Action::Write)?;
-        let mut pipeline = self.pipeline_record(id_or_name).await?;
+        let pipeline = self.pipeline_record(id_or_name).await?;
         self.version_record(&pipeline, version).await?;
-        pipeline.active_version = version;
-        pipeline.updated_at = Utc::now();
-        self.catalog().update_pipeline(&pipeline).await?;
+        self.catalog()
+            .activate_pipeline_version(&pipeline.id, version)
+            .await?;
+        // Fire times of a schedule that was not active are not owed.
+        self.catalog()
+            .set_schedule_cursor(&pipeline.id, Utc::now())
+            .await?;
         self.detail_of(&pipeline.id).await
     }
 
@@ -507,15 +515,17 @@ impl Engine {
         archived: bool,
     ) -> Result<PipelineDetail> {
         self.authorize_pipelines(principal, Action::Write)?;
-        let mut pipeline = self.pipeline_record(id_or_name).await?;
+        let pipeline = self.pipeline_record(id_or_name).await?;
         let now = Utc::now();
-        pipeline.archived_at = archived.then_some(now);
-        pipeline.updated_at = now;
         if !archived {
             // Fire times missed while archived are not owed.
-            pipeline.schedule_cursor = Some(now);
+            self.catalog()
+                .set_schedule_cursor(&pipeline.id, now)
+                .await?;
         }
-        self.catalog().update_pipeline(&pipeline).await?;
+        self.catalog()
+            .set_pipeline_archived(&pipeline.id, archived.then_some(now))
+            .await?;
         self.detail_of(&pipeline.id).await
     }
 

@@ -235,6 +235,27 @@ impl Engine {
             }
         }
         let (prepared, dag) = prepare(definition, &values, &mut diagnostics);
+        for p in prepared
+            .iter()
+            .filter(|p| p.step.materialization == Materialization::View)
+        {
+            let ephemeral = p.depends_on.iter().find(|d| {
+                definition
+                    .steps
+                    .iter()
+                    .any(|s| &s.name == *d && s.materialization == Materialization::Ephemeral)
+            });
+            if let Some(ephemeral) = ephemeral {
+                diagnostics.push(Diagnostic::error(
+                    Some(&p.step.name),
+                    "view_reads_ephemeral",
+                    format!(
+                        "view `{}` reads ephemeral step `{ephemeral}`, which exists only during a run: make `{ephemeral}` a view or a table",
+                        p.step.name
+                    ),
+                ));
+            }
+        }
         let mut outputs: HashMap<String, StepOutput> = prepared
             .iter()
             .map(|p| {

@@ -228,6 +228,11 @@ impl Connection {
             Ok(ClientMessage::Subscribe { channels, since }) => self.subscribe(channels, since).await,
             Ok(ClientMessage::Unsubscribe { channels }) => {
                 for channel in &channels {
+                    // Pipelines are subscribed by id: a name is resolved the same way.
+                    let resolved = resolve(&self.engine, &self.principal, channel)
+                        .await
+                        .unwrap_or_else(|_| channel.clone());
+                    self.channels.remove(&resolved);
                     self.channels.remove(channel);
                 }
                 self.send(&json!({"type": "unsubscribed", "channels": channels}))
@@ -355,7 +360,7 @@ impl Connection {
     }
 
     /// Sends one live event, after filling any gap before it from the log
-    /// and taking (and merging) whatever else is already waiting.
+    /// and taking (and, when far behind, merging) whatever else is waiting.
     async fn deliver_live(
         &mut self,
         first: Arc<EventRecord>,
@@ -369,42 +374,66 @@ impl Connection {
                 Err(_) => break,
             }
         }
-        let mut ordered: Vec<Arc<EventRecord>> = Vec::with_capacity(batch.len());
+        let behind = batch.len() > MERGE_BEYOND;
+        let mut pending: Vec<Arc<EventRecord>> = Vec::with_capacity(batch.len());
         for event in batch {
-            if event.seq <= self.position {
+            let expected = pending.last().map_or(self.position, |e| e.seq) + 1;
+            if event.seq < expected {
                 continue;
             }
-            let expected = ordered.last().map_or(self.position, |e| e.seq) + 1;
             if event.seq > expected {
-                // A gap (this client lagged): read what is missing from the log.
-                let mut after = expected - 1;
-                while after + 1 < event.seq {
-                    let page = self
-                        .engine
-                        .events_after(after, REPLAY_PAGE)
-                        .await
-                        .map_err(|e| {
-                            tracing::error!(error = %e, "websocket: cannot read the event log");
-                            Closed::Gone
-                        })?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    ordered.extend(page.into_iter().filter(|e| e.seq < event.seq).map(Arc::new));
-                }
+                // A gap: this client lagged, or another process (a CLI
+                // command) numbered events. Read it from the log, a page at
+                // a time, so memory stays bounded however long the gap.
+                self.flush(&mut pending, behind).await?;
+                self.fill_gap(event.seq).await?;
             }
-            ordered.push(event);
+            pending.push(event);
         }
-        let Some(last) = ordered.last() else {
+        self.flush(&mut pending, behind).await
+    }
+
+    /// Sends the subscribed events of `pending` and moves the position past them.
+    async fn flush(
+        &mut self,
+        pending: &mut Vec<Arc<EventRecord>>,
+        merge: bool,
+    ) -> Result<(), Closed> {
+        let Some(last) = pending.last().map(|e| e.seq) else {
             return Ok(());
         };
-        let last_seq = last.seq;
-        let behind = ordered.len() > MERGE_BEYOND;
-        let wanted = ordered
-            .into_iter()
+        let wanted = pending
+            .drain(..)
             .filter(|e| channels_of(e).iter().any(|c| self.channels.contains(c)))
             .collect();
-        self.send_batch(wanted, behind).await?;
-        self.position = self.position.max(last_seq);
+        self.send_batch(wanted, merge).await?;
+        self.position = self.position.max(last);
+        Ok(())
+    }
+
+    /// Sends the stored events between the position and `until` (exclusive).
+    async fn fill_gap(&mut self, until: i64) -> Result<(), Closed> {
+        while self.position + 1 < until {
+            let page = self
+                .engine
+                .events_after(self.position, REPLAY_PAGE)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "websocket: cannot read the event log");
+                    Closed::Gone
+                })?;
+            let mut page: Vec<Arc<EventRecord>> = page
+                .into_iter()
+                .filter(|e| e.seq < until)
+                .map(Arc::new)
+                .collect();
+            if page.is_empty() {
+                // Nothing stored in between (pruned, or never stored).
+                self.position = until - 1;
+                break;
+            }
+            self.flush(&mut page, true).await?;
+        }
         Ok(())
     }
 

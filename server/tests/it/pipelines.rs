@@ -415,6 +415,7 @@ async fn a_failing_step_retries_fails_its_downstream_and_a_retry_resumes_after_t
         "steps": [
             { "name": "parsed", "sql": "SELECT CAST(v AS INT) AS n FROM raw_values" },
             { "name": "doubled", "sql": "SELECT n * 2 AS n2 FROM parsed" },
+            { "name": "tripled", "sql": "SELECT n2 * 3 AS n6 FROM doubled" },
             { "name": "independent", "sql": "SELECT k FROM other_input" },
         ],
     });
@@ -452,6 +453,7 @@ async fn a_failing_step_retries_fails_its_downstream_and_a_retry_resumes_after_t
         "{run}"
     );
     assert_eq!(step(&run, "doubled")["status"], "upstream_failed");
+    assert_eq!(step(&run, "tripled")["status"], "upstream_failed");
     assert_eq!(step(&run, "independent")["status"], "succeeded");
     assert_eq!(run["error"]["code"], "step_failed");
 

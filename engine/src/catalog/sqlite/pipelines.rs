@@ -170,20 +170,36 @@ impl PipelineStore for SqliteCatalog {
         Ok(())
     }
 
-    async fn update_pipeline(&self, p: &PipelineRecord) -> Result<()> {
-        sqlx::query(
-            "UPDATE pipelines SET name = ?, active_version = ?, updated_at = ?, archived_at = ?, \
-             schedule_cursor = ? WHERE id = ?",
-        )
-        .bind(&p.name)
-        .bind(p.active_version)
-        .bind(p.updated_at)
-        .bind(p.archived_at)
-        .bind(p.schedule_cursor)
-        .bind(&p.id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| name_clash(e, &p.name))?;
+    async fn activate_pipeline_version(&self, pipeline_id: &str, version: i64) -> Result<()> {
+        sqlx::query("UPDATE pipelines SET active_version = ?, updated_at = ? WHERE id = ?")
+            .bind(version)
+            .bind(Utc::now())
+            .bind(pipeline_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_pipeline_archived(
+        &self,
+        pipeline_id: &str,
+        archived_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE pipelines SET archived_at = ?, updated_at = ? WHERE id = ?")
+            .bind(archived_at)
+            .bind(Utc::now())
+            .bind(pipeline_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_schedule_cursor(&self, pipeline_id: &str, cursor: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE pipelines SET schedule_cursor = ? WHERE id = ?")
+            .bind(cursor)
+            .bind(pipeline_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -381,14 +397,13 @@ impl PipelineStore for SqliteCatalog {
             .await?)
     }
 
-    async fn append_events(&self, events: &[EventRecord]) -> Result<()> {
+    async fn append_events(&self, events: &mut [EventRecord]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO events (seq, type, pipeline_id, run_id, dataset, job_id, \
-                 payload_json, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        for e in events.iter_mut() {
+            e.seq = sqlx::query_scalar(
+                "INSERT INTO events (type, pipeline_id, run_id, dataset, job_id, payload_json, at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
             )
-            .bind(e.seq)
             .bind(&e.kind)
             .bind(&e.pipeline_id)
             .bind(&e.run_id)
@@ -396,7 +411,7 @@ impl PipelineStore for SqliteCatalog {
             .bind(&e.job_id)
             .bind(to_json_text(&e.data))
             .bind(e.at)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -415,9 +430,10 @@ impl PipelineStore for SqliteCatalog {
     }
 
     async fn last_event_seq(&self) -> Result<i64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM sqlite_sequence WHERE name = 'events'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(seq.unwrap_or(0))
     }
 
