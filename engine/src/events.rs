@@ -150,6 +150,7 @@ async fn write_events(
                         job_id: e.job_id,
                         data: e.data,
                         at: Utc::now(),
+                        wire: std::sync::OnceLock::new(),
                     });
                 }
                 Message::Flush(done) => flushes.push(done),
@@ -242,6 +243,7 @@ mod tests {
             job_id: None,
             data: Value::Null,
             at: Utc::now(),
+            wire: std::sync::OnceLock::new(),
         }
     }
 

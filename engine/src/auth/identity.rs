@@ -367,7 +367,9 @@ impl Engine {
         };
         // Ended sessions are of no use once gone: each sign-in sweeps the
         // user's, so rows stay bounded by the sessions actually alive.
-        self.catalog().purge_ended_sessions(&user.id, now).await?;
+        self.catalog()
+            .purge_ended_sessions(Some(user.id.as_str()), now)
+            .await?;
         self.catalog().insert_session(&session).await?;
         user.last_login_at = Some(now);
         self.catalog().update_user(&user).await?;

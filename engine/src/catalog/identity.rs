@@ -193,8 +193,9 @@ pub trait IdentityStore: Send + Sync {
     async fn revoke_session(&self, user_id: &str, id: &str, at: DateTime<Utc>) -> Result<bool>;
     /// Revokes all of a user's sessions; how many.
     async fn revoke_user_sessions(&self, user_id: &str, at: DateTime<Utc>) -> Result<u64>;
-    /// Deletes a user's ended (revoked or expired) sessions; how many.
-    async fn purge_ended_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<u64>;
+    /// Deletes ended (revoked or expired) sessions, of one user or (with
+    /// `None`) of everyone; how many.
+    async fn purge_ended_sessions(&self, user_id: Option<&str>, now: DateTime<Utc>) -> Result<u64>;
     /// A user's live (not revoked, not expired) sessions, newest first.
     async fn live_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionRecord>>;
     /// Inserts an API key.

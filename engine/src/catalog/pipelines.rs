@@ -259,6 +259,10 @@ pub struct EventRecord {
     pub data: serde_json::Value,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// The event as a transport sends it, made once and shared by every
+    /// subscriber (a thousand sockets need not serialize it a thousand times).
+    #[serde(skip)]
+    pub wire: std::sync::OnceLock<std::sync::Arc<str>>,
 }
 
 /// Pipeline rows and what hangs off them.

@@ -115,8 +115,8 @@ struct Plan {
 }
 
 impl crate::Engine {
-    /// Starts the scheduler (cron schedules, dataset triggers) and the event
-    /// pruning; both stop at [`Engine::shutdown`](crate::Engine::shutdown).
+    /// Starts the scheduler (cron schedules, dataset triggers) and the hourly
+    /// pruning of old events and ended sessions; they stop at [`Engine::shutdown`](crate::Engine::shutdown).
     /// Only the serving process calls this.
     pub fn start_scheduler(&self) {
         let engine = self.clone();
@@ -140,6 +140,13 @@ impl crate::Engine {
                             Ok(0) => {}
                             Ok(n) => tracing::info!(events = n, "pruned old events"),
                             Err(e) => tracing::warn!(error = %e, "could not prune events"),
+                        }
+                        // Sign-in purges the user's own ended sessions; this
+                        // catches users who never sign in again.
+                        match engine.catalog().purge_ended_sessions(None, Utc::now()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
+                            Err(e) => tracing::warn!(error = %e, "could not purge sessions"),
                         }
                     }
                     event = events.recv() => match event {

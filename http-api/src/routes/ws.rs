@@ -44,6 +44,12 @@ const BATCH: usize = 256;
 /// Live events waiting for one client beyond which its progress events are
 /// merged: it is reading slower than events arrive.
 const MERGE_BEYOND: usize = 64;
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes a connection may have waiting to be written before sends fail.
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
+/// Largest message a client may send (subscriptions are small).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Most channels one connection may subscribe to.
 const MAX_CHANNELS: usize = 256;
 
@@ -81,6 +87,12 @@ async fn ws(
     let engine = state.engine.clone();
     let heartbeat = state.config.ws_heartbeat;
     let opened_at = chrono::Utc::now();
+    // A small read buffer: most connections sit idle, and the default 128 KiB
+    // per socket would dominate the server's memory.
+    let upgrade = upgrade
+        .read_buffer_size(READ_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let connection = Connection {
             engine,
@@ -463,7 +475,14 @@ impl Connection {
             if !visible_to(event, &self.principal) {
                 continue;
             }
-            self.send(&message_of(event)).await?;
+            // Serialized once, whichever connection sends it first.
+            let text = event
+                .wire
+                .get_or_init(|| Arc::from(message_of(event).to_string()));
+            self.socket
+                .send(Message::Text(Utf8Bytes::from(text.as_ref())))
+                .await
+                .map_err(|_| Closed::Gone)?;
         }
         Ok(())
     }

@@ -296,11 +296,12 @@ impl IdentityStore for SqliteCatalog {
         Ok(done.rows_affected())
     }
 
-    async fn purge_ended_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<u64> {
+    async fn purge_ended_sessions(&self, user_id: Option<&str>, now: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query(
-            "DELETE FROM sessions WHERE user_id = ? AND (revoked_at IS NOT NULL \
+            "DELETE FROM sessions WHERE (? IS NULL OR user_id = ?) AND (revoked_at IS NOT NULL \
              OR expires_at <= ? OR max_expires_at <= ?)",
         )
+        .bind(user_id)
         .bind(user_id)
         .bind(now)
         .bind(now)

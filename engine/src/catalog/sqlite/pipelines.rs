@@ -79,6 +79,7 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord> {
         job_id: row.try_get("job_id")?,
         data: parse_json(row.try_get("payload_json")?).unwrap_or_default(),
         at: row.try_get("at")?,
+        wire: std::sync::OnceLock::new(),
     })
 }
 
