@@ -106,12 +106,16 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_ws(server: &TestServer) -> Socket {
+    open_ws_as(server, &server.token).await
+}
+
+/// A WebSocket signed in with `token` (a session token or an API key), past its `ready`.
+async fn open_ws_as(server: &TestServer, token: &str) -> Socket {
     let url = format!("{}/api/v1/ws", server.base.replace("http://", "ws://"));
     let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.token).parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let ready = next_json(&mut socket).await;
     assert_eq!(ready["type"], "ready", "{ready}");
@@ -947,13 +951,7 @@ async fn a_key_limited_to_datasets_sees_no_pipeline_events() {
         .await;
     assert_eq!(status, 201, "{body}");
     let key = body["data"]["secret"].as_str().unwrap().to_owned();
-    let url = format!("{}/api/v1/ws", server.base.replace("http://", "ws://"));
-    let mut request = url.as_str().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(next_json(&mut socket).await["type"], "ready");
+    let mut socket = open_ws_as(&server, &key).await;
     socket
         .send(Message::Text(
             json!({ "op": "subscribe", "channels": ["system"] })
