@@ -761,13 +761,12 @@ impl Engine {
                 let batches = frame.limit(0, Some(sample_rows))?.collect().await?;
                 let sample = batches_to_json(&batches)?;
                 let fields = fields_of(logical.schema().as_arrow());
-                Ok::<_, Error>((fields, explain, sample))
+                Ok::<_, Error>((fields, explain, sample, logical))
             });
-            let (fields, explain, sample) = tokio::time::timeout(deadline, sampled)
+            let (fields, explain, sample, logical) = tokio::time::timeout(deadline, sampled)
                 .await
                 .map_err(|_| Error::Timeout(deadline.as_millis() as u64))??;
             // Later steps read this one's rows computed in place.
-            let logical = plan_step(&ctx, &p.sql).await?;
             ctx.register_table(
                 name.as_str(),
                 Arc::new(ViewTable::new(logical, None)) as Arc<dyn TableProvider>,
@@ -1217,17 +1216,25 @@ async fn run_step(
 /// upstream steps just committed), then write its rows as one commit.
 async fn attempt_step(engine: &Engine, plan: &RunPlan, prepared: &PreparedStep) -> Result<Attempt> {
     let ctx = engine.query_context(&Principal::local()).await?;
-    for upstream in plan.inlined_ancestors(&prepared.step.name) {
-        let logical = plan_step(&ctx, &upstream.sql).await?;
-        let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(logical, None));
-        ctx.register_table(upstream.step.name.as_str(), view)?;
-    }
+    let inlined: Vec<(String, String)> = plan
+        .inlined_ancestors(&prepared.step.name)
+        .into_iter()
+        .map(|s| (s.step.name.clone(), s.sql.clone()))
+        .collect();
     let name = prepared.step.name.as_str();
     let logical = {
         let (ctx, sql) = (ctx.clone(), prepared.sql.clone());
         engine
             .executor()
-            .run(async move { plan_step(&ctx, &sql).await })
+            .run(async move {
+                // Inlined upstream steps first, in dependency order.
+                for (upstream, upstream_sql) in inlined {
+                    let logical = plan_step(&ctx, &upstream_sql).await?;
+                    let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(logical, None));
+                    ctx.register_table(upstream.as_str(), view)?;
+                }
+                plan_step(&ctx, &sql).await
+            })
             .await?
     };
     let frame = DataFrame::new(ctx.state(), logical);
