@@ -341,7 +341,7 @@ impl Engine {
         snapshot_of(&table).await?.apply_to(&mut record);
         record.updated_at = Utc::now();
         self.catalog().update_dataset(&record).await?;
-        self.publish_dataset_updated(&record.name, record.version, "restore");
+        self.dataset_written(&record, "restore").await;
         Ok(record)
     }
 

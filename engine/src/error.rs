@@ -180,9 +180,68 @@ pub enum Error {
     /// The run is in a state that does not allow the request.
     #[error("{0}")]
     RunState(String),
+    /// An analytics request (time series, check, profile) asks for something
+    /// the data cannot give; `problem` says what.
+    #[error("{message}")]
+    Analytics {
+        /// Which rule the request broke.
+        problem: AnalyticsProblem,
+        /// What was wrong, naming the field or column.
+        message: String,
+    },
+    /// No check with that name exists on the dataset.
+    #[error("check `{0}` not found")]
+    CheckNotFound(String),
+    /// A check with that name exists already on the dataset.
+    #[error("check `{0}` already exists")]
+    CheckExists(String),
+    /// The dataset has not been profiled yet.
+    #[error("dataset `{0}` has no profile yet; POST to its profile to compute one")]
+    ProfileNotFound(String),
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why an analytics request was refused. Each has a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalyticsProblem {
+    /// A column the request names is not in the source.
+    UnknownColumn,
+    /// The time column is not a timestamp or date.
+    InvalidTimeColumn,
+    /// A measure does not fit its column's type, or is unknown.
+    InvalidMeasure,
+    /// The granularity is unknown or zero.
+    InvalidGranularity,
+    /// The date range cannot be read, or ends before it starts.
+    InvalidDateRange,
+    /// The time zone is not an IANA zone name.
+    InvalidTimezone,
+    /// A filter's operator does not fit its column or value.
+    InvalidFilter,
+    /// The answer would hold more points or series than allowed.
+    TooManyPoints,
+    /// A quality check's definition is invalid.
+    InvalidCheck,
+}
+
+impl AnalyticsProblem {
+    /// The stable error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownColumn => "unknown_column",
+            Self::InvalidTimeColumn => "invalid_time_column",
+            Self::InvalidMeasure => "invalid_measure",
+            Self::InvalidGranularity => "invalid_granularity",
+            Self::InvalidDateRange => "invalid_date_range",
+            Self::InvalidTimezone => "invalid_timezone",
+            Self::InvalidFilter => "invalid_filter",
+            Self::TooManyPoints => "too_many_points",
+            Self::InvalidCheck => "invalid_check",
+        }
+    }
 }
 
 /// Result with the engine's [`Error`] as the default error.
@@ -241,6 +300,10 @@ impl Error {
             Self::PipelineInvalid { .. } => "pipeline_invalid",
             Self::RunNotFound(_) => "run_not_found",
             Self::RunState(_) => "run_state",
+            Self::Analytics { problem, .. } => problem.code(),
+            Self::CheckNotFound(_) => "check_not_found",
+            Self::CheckExists(_) => "check_exists",
+            Self::ProfileNotFound(_) => "profile_not_found",
             Self::Internal(_) => "internal",
         }
     }

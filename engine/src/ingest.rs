@@ -601,7 +601,7 @@ impl Engine {
         }
         self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
             .await;
-        self.publish_dataset_updated(&record.name, snapshot.version, "write");
+        self.dataset_written(&record, "write").await;
         metrics::counter!("basin_ingest_rows_total").increment(rows_written);
         Ok((snapshot, rows_written))
     }

@@ -14,6 +14,7 @@
 //! - `datasets/<id>/`: one Delta table per dataset;
 //! - `tmp/`: spooled uploads, removed after use and on start.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
@@ -129,6 +130,8 @@ struct Inner {
     io: tokio::runtime::Handle,
     /// Stops background tasks (the scheduler) at shutdown.
     background: tokio_util::sync::CancellationToken,
+    /// Time-series answers by dataset version.
+    timeseries_cache: analytics::series::ResponseCache,
 }
 
 /// Identity state that lives as long as the process.
@@ -225,6 +228,7 @@ impl Engine {
                 sources: connections::SourceCache::default(),
                 io: tokio::runtime::Handle::current(),
                 background: tokio_util::sync::CancellationToken::new(),
+                timeseries_cache: analytics::series::ResponseCache::default(),
             }),
         };
         if recover {
@@ -324,6 +328,10 @@ impl Engine {
     /// The CPU runtime.
     pub fn executor(&self) -> &Executor {
         &self.inner.executor
+    }
+
+    pub(crate) fn inner_timeseries_cache(&self) -> &analytics::series::ResponseCache {
+        &self.inner.timeseries_cache
     }
 
     pub(crate) fn jobs(&self) -> &JobRegistry {

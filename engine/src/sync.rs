@@ -625,7 +625,7 @@ impl Engine {
         self.catalog().update_dataset(&record).await?;
         self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "merge")
             .await;
-        self.publish_dataset_updated(&record.name, snapshot.version, "merge");
+        self.dataset_written(&record, "merge").await;
         Ok((snapshot.version, rows))
     }
 

@@ -54,6 +54,9 @@ fn code_of(error: &Error) -> Code {
             FailureKind::Network | FailureKind::System => Code::Unavailable,
             FailureKind::Timeout => Code::DeadlineExceeded,
         },
+        Error::Analytics { .. } => Code::InvalidArgument,
+        Error::CheckNotFound(_) | Error::ProfileNotFound(_) => Code::NotFound,
+        Error::CheckExists(_) => Code::AlreadyExists,
         Error::Internal(_) => Code::Internal,
     }
 }

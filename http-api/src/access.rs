@@ -276,6 +276,68 @@ pub(crate) const RULES: &[Rule] = &[
     ),
     rule(Method::GET, "/lineage", "lineage.show", READ),
     rule(Method::GET, "/ws", "ws.subscribe", READ),
+    rule(
+        Method::POST,
+        "/datasets/{name}/profile",
+        "dataset.profile",
+        READ,
+    ),
+    rule(
+        Method::GET,
+        "/datasets/{name}/profile",
+        "dataset.profile_show",
+        READ,
+    ),
+    rule(Method::GET, "/datasets/{name}/checks", "check.list", READ),
+    rule(
+        Method::POST,
+        "/datasets/{name}/checks",
+        "check.create",
+        WRITE,
+    ),
+    rule(
+        Method::GET,
+        "/datasets/{name}/checks/{check}",
+        "check.show",
+        READ,
+    ),
+    rule(
+        Method::PUT,
+        "/datasets/{name}/checks/{check}",
+        "check.update",
+        WRITE,
+    ),
+    rule(
+        Method::DELETE,
+        "/datasets/{name}/checks/{check}",
+        "check.delete",
+        WRITE,
+    ),
+    rule(
+        Method::POST,
+        "/datasets/{name}/check-runs",
+        "check.run",
+        READ,
+    ),
+    rule(
+        Method::GET,
+        "/datasets/{name}/check-results",
+        "check.results",
+        READ,
+    ),
+    rule(
+        Method::GET,
+        "/datasets/{name}/metrics",
+        "dataset.metrics",
+        READ,
+    ),
+    rule(
+        Method::POST,
+        "/analytics/timeseries",
+        "analytics.timeseries",
+        READ,
+    ),
+    rule(Method::GET, "/dashboard/stats", "dashboard.stats", READ),
 ];
 
 pub(crate) fn find_rule(method: &Method, path: &str) -> Option<&'static Rule> {

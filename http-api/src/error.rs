@@ -105,6 +105,9 @@ fn status_of(error: &EngineError) -> StatusCode {
             | FailureKind::Permission
             | FailureKind::System => StatusCode::BAD_GATEWAY,
         },
+        EngineError::Analytics { .. } => StatusCode::BAD_REQUEST,
+        EngineError::CheckNotFound(_) | EngineError::ProfileNotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::CheckExists(_) => StatusCode::CONFLICT,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -134,6 +137,9 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
         EngineError::PipelineInvalid { .. } => Some(
             "details.diagnostics lists each problem with its step, line and column; POST /api/v1/pipelines/validate checks a draft without saving",
         ),
+        EngineError::ProfileNotFound(_) => {
+            Some("POST /api/v1/datasets/{name}/profile starts a profile job")
+        }
         _ => None,
     }
 }

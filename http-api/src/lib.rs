@@ -120,6 +120,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::connections::router())
         .merge(routes::pipelines::router())
         .merge(routes::ws::router())
+        .merge(routes::analytics::router())
 }
 
 /// CORS for the configured origins, with credentials (the session cookie).

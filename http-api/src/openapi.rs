@@ -22,6 +22,7 @@ use crate::error::{ErrorDetail, ErrorEnvelope};
         (name = "datasets", description = "Create, ingest, browse, time-travel and restore datasets"),
         (name = "query", description = "Ad-hoc SQL, streamed"),
         (name = "jobs", description = "Background work"),
+        (name = "analytics", description = "Profiles, quality checks, metric history, time series and the dashboard"),
         (name = "meta", description = "This document")
     )
 )]

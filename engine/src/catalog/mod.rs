@@ -3,6 +3,7 @@
 //! pipelines, runs, views and events), behind small repository traits so
 //! that PostgreSQL can join SQLite as a backend.
 
+mod analytics;
 mod connections;
 mod identity;
 mod pipelines;
@@ -12,6 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use analytics::{
+    AnalyticsStore, CheckRecord, CheckResultRecord, MetricFilter, MetricRecord, ProfileRecord,
+};
 pub use connections::{ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SyncStateRecord};
 pub use identity::{
     ApiKeyRecord, AuditFilter, AuditRecord, AuditSeal, AuditStore, IdentityStore, NewAuditRecord,
@@ -225,6 +229,7 @@ pub trait CatalogStore:
     + SecretStore
     + ConnectionStore
     + PipelineStore
+    + AnalyticsStore
     + Send
     + Sync
     + std::fmt::Debug

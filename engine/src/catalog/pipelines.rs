@@ -178,6 +178,10 @@ pub struct StepRun {
     pub error: Option<serde_json::Value>,
     /// What happened, for people.
     pub logs: Vec<StepLog>,
+    /// What the step's quality checks found after its write, one
+    /// `{name, blocking, outcome, observed, error?}` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<serde_json::Value>,
 }
 
 /// A line of a step's log.

@@ -432,6 +432,7 @@ mod tests {
             policy: StepPolicy::default(),
             source_line: Some(10),
             source_column: Some(4),
+            checks: Vec::new(),
         };
         let moved = for_step(diagnostic, &step);
         assert_eq!(moved.step.as_deref(), Some("s"));

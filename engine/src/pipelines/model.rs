@@ -12,6 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Diagnostic;
+use crate::analytics::checks::CheckDefinition;
 use crate::ident::{MAX_NAME_LEN, validate_name};
 use crate::{Error, Result};
 
@@ -73,6 +74,23 @@ pub struct Step {
     /// The column of that line the SQL starts at (file steps only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_column: Option<u64>,
+    /// Quality checks on the dataset the step writes, evaluated after each successful write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<StepCheck>,
+}
+
+/// A quality check attached to a step, like a dbt test on a model.
+// No `deny_unknown_fields`: serde does not support it together with `flatten`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepCheck {
+    /// The check, in the form stored dataset checks take.
+    #[serde(flatten)]
+    pub check: CheckDefinition,
+    /// Whether a failing (or erroring) check fails the step, so that steps
+    /// downstream do not run; otherwise it is logged as a warning. Default
+    /// true, like dbt's `error` severity.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub blocking: bool,
 }
 
 /// What a step's rows become.
@@ -207,7 +225,7 @@ pub struct Schedule {
     #[serde(default)]
     pub missed: MissedRuns,
     /// Off switch that keeps the expression.
-    #[serde(default = "enabled")]
+    #[serde(default = "yes")]
     pub enabled: bool,
 }
 
@@ -215,8 +233,12 @@ fn utc() -> String {
     "UTC".into()
 }
 
-fn enabled() -> bool {
+fn yes() -> bool {
     true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// Policy for fire times missed while the server was down.
@@ -328,7 +350,9 @@ impl PipelineDefinition {
     /// `{{ name }}` placeholder names a param (`unknown_param`, pointing at
     /// the placeholder); `layout` names only steps, `max_parallel` and
     /// `timeout_secs` are at least 1, and a template has params
-    /// (`invalid_definition`).
+    /// (`invalid_definition`); only steps that write a dataset have checks
+    /// (`checks_on_non_table`), and a step's checks have unique names
+    /// (`duplicate_check`).
     pub fn check_shape(&self) -> Vec<Diagnostic> {
         let mut found = Vec::new();
 
@@ -422,6 +446,28 @@ impl PipelineDefinition {
                     "invalid_definition",
                     format!("step `{name}`: timeout_secs must be at least 1"),
                 ));
+            }
+            if !step.checks.is_empty() && !step.materialization.writes_dataset() {
+                found.push(Diagnostic::error(
+                    at,
+                    "checks_on_non_table",
+                    format!(
+                        "step `{name}` is a {} step: checks run on the dataset a step writes, \
+                         so only table and incremental steps take them",
+                        step.materialization.kind()
+                    ),
+                ));
+            }
+            let mut check_names = BTreeSet::new();
+            for check in &step.checks {
+                let check_name = &check.check.name;
+                if !check_names.insert(check_name.as_str()) {
+                    found.push(Diagnostic::error(
+                        at,
+                        "duplicate_check",
+                        format!("step `{name}` has more than one check named `{check_name}`"),
+                    ));
+                }
             }
             for placeholder in placeholders(&step.sql) {
                 if !param_names.contains(placeholder.name.as_str()) {
@@ -913,8 +959,8 @@ impl PipelineDefinition {
     /// reads back to the same definition, except that `layout` is dropped,
     /// `source_line`/`source_column` are set, step SQL and description lines
     /// are trimmed, line breaks in param descriptions and param string
-    /// values become spaces, and array or object param values do not read
-    /// back.
+    /// values become spaces, and array or object param values and checks
+    /// on steps that write no dataset do not read back.
     pub fn to_sql_file(&self) -> String {
         let mut header = description_directives(&self.description);
         header.extend(self.params.iter().map(param_directive));
@@ -948,6 +994,7 @@ impl PipelineDefinition {
             if let Materialization::Incremental(incremental) = &step.materialization {
                 lines.push(incremental_directive(incremental));
             }
+            lines.extend(step.checks.iter().map(check_directive));
             for line in &lines {
                 file.push_str(line);
                 file.push('\n');
@@ -1210,6 +1257,7 @@ enum Directive {
     Trigger(Vec<String>),
     Template,
     Incremental(Incremental),
+    Check(StepCheck),
 }
 
 impl Directive {
@@ -1226,6 +1274,7 @@ impl Directive {
             Self::Trigger(_) => "trigger",
             Self::Template => "template",
             Self::Incremental(_) => "incremental",
+            Self::Check(_) => "check",
         }
     }
 }
@@ -1248,9 +1297,10 @@ fn parse_directive(text: &str) -> Result<Directive, String> {
         "template" if rest.is_empty() => Ok(Directive::Template),
         "template" => Err("`template` takes no arguments".to_owned()),
         "incremental" => parse_incremental(rest).map(Directive::Incremental),
+        "check" => parse_check(rest).map(Directive::Check),
         _ => Err(format!(
             "unknown directive `{kind}`; directives are description, param, retries, backoff_ms, \
-             timeout_secs, max_parallel, schedule, trigger, template and incremental"
+             timeout_secs, max_parallel, schedule, trigger, template, incremental and check"
         )),
     }
 }
@@ -1366,6 +1416,15 @@ fn parse_incremental(text: &str) -> Result<Incremental, String> {
     };
     args.end(USAGE)?;
     Ok(incremental)
+}
+
+fn parse_check(text: &str) -> Result<StepCheck, String> {
+    const USAGE: &str = "expected `check {JSON}`, one line of JSON such as \
+         {\"name\": \"ids_present\", \"type\": \"not_null\", \"column\": \"id\"}";
+    if text.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    serde_json::from_str(text).map_err(|e| format!("invalid check: {e}; {USAGE}"))
 }
 
 /// A token of a directive's arguments.
@@ -1608,6 +1667,7 @@ impl SqlFileReader<'_> {
                 policy: StepPolicy::default(),
                 source_line: Some(line),
                 source_column: Some(column),
+                checks: Vec::new(),
             },
             kind,
             description: Vec::new(),
@@ -1656,6 +1716,27 @@ impl SqlFileReader<'_> {
                         true
                     }
                 }
+                Directive::Check(check) => {
+                    let Some(pending) = pending else { return };
+                    if pending.kind != HeadKind::Table {
+                        self.error(
+                            offset,
+                            "a check runs on the dataset a step writes: \
+                         define the step with CREATE TABLE",
+                        );
+                        return;
+                    }
+                    let name = &check.check.name;
+                    if pending.step.checks.iter().any(|c| c.check.name == *name) {
+                        self.error(
+                            offset,
+                            format!("check `{name}` is given twice for this step"),
+                        );
+                        return;
+                    }
+                    pending.step.checks.push(check);
+                    true
+                }
                 other => {
                     self.pipeline_directive(other, offset);
                     return;
@@ -1696,11 +1777,13 @@ impl SqlFileReader<'_> {
                 definition.template = true;
                 true
             }
-            Directive::Incremental(_) => {
+            Directive::Incremental(_) | Directive::Check(_) => {
                 self.error(
                     offset,
-                    "`incremental` belongs directly above its CREATE TABLE statement, \
-                     with no blank line between",
+                    format!(
+                        "`{kind}` belongs directly above its CREATE TABLE statement, \
+                         with no blank line between"
+                    ),
                 );
                 return;
             }
@@ -1807,6 +1890,12 @@ fn incremental_directive(incremental: &Incremental) -> String {
         ),
     };
     directive_line("incremental", &args)
+}
+
+fn check_directive(check: &StepCheck) -> String {
+    // Compact JSON is one line, as a directive must be. Serializing a derived
+    // type with string keys does not fail.
+    directive_line("check", &serde_json::to_string(check).unwrap_or_default())
 }
 
 fn param_type_name(kind: ParamType) -> &'static str {
@@ -2047,6 +2136,17 @@ mod tests {
             policy: StepPolicy::default(),
             source_line: None,
             source_column: None,
+            checks: Vec::new(),
+        }
+    }
+
+    fn not_null(name: &str, column: &str, blocking: bool) -> StepCheck {
+        StepCheck {
+            check: serde_json::from_value(
+                json!({ "name": name, "type": "not_null", "column": column }),
+            )
+            .unwrap(),
+            blocking,
         }
     }
 
@@ -2115,6 +2215,10 @@ mod tests {
                         backoff_ms: Some(250),
                         timeout_secs: None,
                     },
+                    checks: vec![
+                        not_null("ids_present", "id", true),
+                        not_null("days_present", "day", false),
+                    ],
                     ..step(
                         "orders_clean",
                         "SELECT * FROM raw_orders\nWHERE day = {{ day }} AND note <> 'a;b' -- trailing; comment",
@@ -2143,7 +2247,10 @@ mod tests {
                     },
                     ..step("helper", "WITH x AS (SELECT 1 AS \"a;b\") SELECT * FROM x")
                 },
-                step("totals", "SELECT sum(n) AS total FROM summary"),
+                Step {
+                    checks: vec![not_null("total_present", "total", true)],
+                    ..step("totals", "SELECT sum(n) AS total FROM summary")
+                },
             ],
             defaults: StepPolicy {
                 retries: Some(2),
@@ -2646,6 +2753,145 @@ CREATE TABLE d AS SELECT 4;
         // A layout is kept as it is.
         let again = PipelineDefinition::from_visual(read.to_visual(&edges)).unwrap();
         assert_eq!(again, read);
+    }
+
+    #[test]
+    fn step_checks_read_from_json() {
+        let definition: PipelineDefinition = serde_json::from_value(json!({
+            "steps": [{
+                "name": "orders",
+                "sql": "SELECT 1 AS id",
+                "checks": [
+                    { "name": "ids_present", "type": "not_null", "column": "id" },
+                    { "name": "ids_soft", "type": "not_null", "column": "id", "blocking": false },
+                ],
+            }],
+        }))
+        .unwrap();
+        let checks = &definition.steps[0].checks;
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0], not_null("ids_present", "id", true));
+        assert_eq!(checks[1], not_null("ids_soft", "id", false));
+
+        // Blocking is the default, so only a warning-only check says so.
+        let written = serde_json::to_value(checks).unwrap();
+        assert_eq!(written[0]["type"], "not_null");
+        assert!(written[0].get("blocking").is_none(), "{written}");
+        assert_eq!(written[1]["blocking"], false);
+        let step: Step = serde_json::from_value(json!({ "name": "a", "sql": "SELECT 1" })).unwrap();
+        assert!(step.checks.is_empty());
+        assert!(serde_json::to_value(&step).unwrap().get("checks").is_none());
+    }
+
+    #[test]
+    fn unknown_fields_inside_a_check_are_refused() {
+        let refused = serde_json::from_value::<StepCheck>(json!({
+            "name": "ids_present", "type": "not_null", "column": "id", "colour": "red",
+        }));
+        assert!(refused.is_err(), "{refused:?}");
+        let refused = serde_json::from_value::<StepCheck>(json!({
+            "name": "ids_present", "type": "no_such_check", "column": "id",
+        }));
+        assert!(refused.is_err(), "{refused:?}");
+    }
+
+    #[test]
+    fn checks_need_a_written_dataset_and_unique_names() {
+        let definition = pipeline(
+            Vec::new(),
+            vec![
+                Step {
+                    materialization: Materialization::View,
+                    checks: vec![not_null("ids_present", "id", true)],
+                    ..step("v", "SELECT 1 AS id")
+                },
+                Step {
+                    materialization: Materialization::Ephemeral,
+                    checks: vec![not_null("ids_present", "id", false)],
+                    ..step("e", "SELECT 1 AS id")
+                },
+                Step {
+                    checks: vec![
+                        not_null("ids_present", "id", true),
+                        not_null("ids_present", "id", false),
+                    ],
+                    ..step("t", "SELECT 1 AS id")
+                },
+            ],
+        );
+        let found = definition.check_shape();
+        assert_eq!(
+            codes(&found),
+            [
+                "checks_on_non_table",
+                "checks_on_non_table",
+                "duplicate_check"
+            ],
+            "{found:?}"
+        );
+        let steps: Vec<Option<&str>> = found.iter().map(|d| d.step.as_deref()).collect();
+        assert_eq!(steps, [Some("v"), Some("e"), Some("t")]);
+        assert!(found[0].message.contains("view"), "{found:?}");
+    }
+
+    #[test]
+    fn sql_file_checks_attach_to_their_table_step() {
+        let file = "\
+-- basin: check {\"name\": \"ids_present\", \"type\": \"not_null\", \"column\": \"id\"}
+-- basin: check {\"name\": \"ids_soft\", \"type\": \"not_null\", \"column\": \"id\", \"blocking\": false}
+CREATE TABLE a AS SELECT 1 AS id;
+";
+        let definition = PipelineDefinition::from_sql_file(file).unwrap();
+        assert_eq!(
+            definition.steps[0].checks,
+            [
+                not_null("ids_present", "id", true),
+                not_null("ids_soft", "id", false),
+            ]
+        );
+        let written = definition.to_sql_file();
+        let check_lines: Vec<&str> = written
+            .lines()
+            .filter(|line| line.starts_with("-- basin: check {"))
+            .collect();
+        assert_eq!(check_lines.len(), 2, "{written}");
+        assert!(!check_lines[0].contains("blocking"), "{written}");
+        assert!(
+            check_lines[1].ends_with(",\"blocking\":false}"),
+            "{written}"
+        );
+        assert_eq!(
+            PipelineDefinition::from_sql_file(&written).unwrap().steps[0].checks,
+            definition.steps[0].checks
+        );
+    }
+
+    #[test]
+    fn sql_file_checks_in_the_wrong_place_are_refused() {
+        let file = "\
+-- basin: check {\"name\": \"a\", \"type\": \"not_null\", \"column\": \"id\"}
+
+-- basin: check {\"name\": \"b\", \"type\": \"not_null\", \"column\": \"id\"}
+CREATE VIEW v AS SELECT 1 AS id;
+-- basin: check {\"name\": \"c\", \"type\": \"not_null\"
+CREATE TABLE t AS SELECT 1 AS id;
+-- basin: check
+CREATE TABLE u AS SELECT 1 AS id;
+-- basin: check {\"name\": \"d\", \"type\": \"not_null\", \"column\": \"id\"}
+-- basin: check {\"name\": \"d\", \"type\": \"not_null\", \"column\": \"id\"}
+CREATE TABLE w AS SELECT 1 AS id;
+";
+        let found = PipelineDefinition::from_sql_file(file).unwrap_err();
+        let lines: Vec<Option<u64>> = found.iter().map(|d| d.line).collect();
+        assert_eq!(
+            lines,
+            [Some(1), Some(3), Some(5), Some(7), Some(10)],
+            "{found:?}"
+        );
+        assert!(found[0].message.contains("directly above"), "{found:?}");
+        assert!(found[1].message.contains("CREATE TABLE"), "{found:?}");
+        assert!(found[2].message.starts_with("invalid check"), "{found:?}");
+        assert!(found[4].message.contains("`d`"), "{found:?}");
     }
 
     #[test]

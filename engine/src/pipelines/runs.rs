@@ -2,8 +2,10 @@
 //! steps they read are done, up to a concurrency limit; each step's write
 //! is one Delta commit; a failed attempt is retried with exponential
 //! backoff and jitter; a step that fails for good marks the steps that
-//! read it `upstream_failed` while independent branches go on. Every
-//! change is persisted on the run's row and published as an event.
+//! read it `upstream_failed` while independent branches go on. A step's
+//! quality checks run after its write: a blocking one that fails fails the
+//! step (its commit stays) without a retry. Every change is persisted on
+//! the run's row and published as an event.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use super::model::{Incremental, Materialization, PipelineDefinition, Step, StepPolicy};
 use super::validate::{PreparedStep, Validation, plan_step, prepare};
 use super::{Diagnostic, PipelineSource};
+use crate::analytics::checks::CheckDefinition;
+use crate::analytics::quality::CheckTrigger;
 use crate::auth::{Action, Principal};
 use crate::catalog::{
     CatalogStore, Page, PipelineRecord, RunFilter, RunRecord, RunStatus, StepLog, StepRun,
@@ -300,12 +304,14 @@ fn log(step: &mut StepRun, level: &str, message: String) {
     });
 }
 
-/// What one attempt of a step did.
+/// What one attempt of a step did, and whether its checks then failed it.
 #[derive(Debug, Default)]
 struct Attempt {
     rows_read: u64,
     rows_written: u64,
     version: Option<i64>,
+    /// The step's error when a blocking check failed after the write succeeded.
+    check_failure: Option<Value>,
 }
 
 /// A failed attempt's error as the run shows it, with the SQL position
@@ -895,11 +901,12 @@ fn pending_step(name: &str, materialization: &str) -> StepRun {
         duration_ms: None,
         error: None,
         logs: Vec::new(),
+        checks: Vec::new(),
     }
 }
 
 /// Rows as JSON objects, for samples.
-fn batches_to_json(batches: &[arrow::record_batch::RecordBatch]) -> Result<Vec<Value>> {
+pub(crate) fn batches_to_json(batches: &[arrow::record_batch::RecordBatch]) -> Result<Vec<Value>> {
     let mut writer = arrow::json::ArrayWriter::new(Vec::new());
     for batch in batches {
         writer
@@ -1063,12 +1070,25 @@ async fn execute(
                     s.duration_ms = s.started_at.map(|at| (finished - at).num_milliseconds().max(0) as u64);
                     match outcome {
                         Ok(attempt) => {
-                            s.status = StepStatus::Succeeded;
                             s.rows_read = attempt.rows_read;
                             s.rows_written = attempt.rows_written;
                             s.dataset_version = attempt.version;
-                            s.error = None;
-                            log(s, "info", format!("succeeded: {} rows read, {} written", attempt.rows_read, attempt.rows_written));
+                            match attempt.check_failure {
+                                None => {
+                                    s.status = StepStatus::Succeeded;
+                                    s.error = None;
+                                    log(s, "info", format!("succeeded: {} rows read, {} written", attempt.rows_read, attempt.rows_written));
+                                }
+                                Some(error) => {
+                                    s.status = StepStatus::Failed;
+                                    s.error = Some(error);
+                                    let kept = attempt.version.map_or_else(String::new, |v| format!(" as version {v}"));
+                                    log(s, "error", format!(
+                                        "failed its checks: {} rows read, {} written; the write stays committed{kept}, and steps that read it do not run",
+                                        attempt.rows_read, attempt.rows_written,
+                                    ));
+                                }
+                            }
                         }
                         Err(error) => {
                             s.status = if cancel.is_cancelled() { StepStatus::Canceled } else { StepStatus::Failed };
@@ -1175,7 +1195,7 @@ async fn run_step(
             }
         };
         let error = match outcome {
-            Ok(done) => return Ok(done),
+            Ok(done) => return Ok(check_written(engine, state, plan, prepared, done, cancel).await),
             Err(Error::Canceled) => {
                 return Err(json!({ "code": "canceled", "message": "canceled" }));
             }
@@ -1210,6 +1230,144 @@ async fn run_step(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Evaluates the checks of a step whose write just succeeded. A blocking
+/// check that fails (or cannot be evaluated) fails the step; its commit
+/// stays, and the step is not retried: retries are for failed writes, and
+/// writing the same rows again would fail the same checks.
+async fn check_written(
+    engine: &Engine,
+    state: &RunState,
+    plan: &RunPlan,
+    prepared: &PreparedStep,
+    mut attempt: Attempt,
+    cancel: &CancellationToken,
+) -> Attempt {
+    let step = &prepared.step;
+    if step.checks.is_empty() || !step.materialization.writes_dataset() {
+        return attempt;
+    }
+    let count = step.checks.len();
+    state
+        .change_step(&step.name, |s| {
+            log(
+                s,
+                "info",
+                format!("write committed; evaluating {count} check(s)"),
+            );
+        })
+        .await;
+    let labeled: Vec<(String, CheckDefinition)> = step
+        .checks
+        .iter()
+        .map(|c| {
+            let label = format!(
+                "pipeline:{}:{}:{}",
+                plan.pipeline.id, step.name, c.check.name
+            );
+            (label, c.check.clone())
+        })
+        .collect();
+    // Boxed: the evaluation's future holds query state, too big for the stack.
+    let evaluation = Box::pin(async {
+        let record = engine.dataset(&step.name).await?;
+        engine
+            .evaluate_checks(
+                &Principal::local(),
+                &record,
+                labeled,
+                CheckTrigger::Pipeline,
+            )
+            .await
+    });
+    let report = tokio::select! {
+        () = cancel.cancelled() => {
+            state
+                .change_step(&step.name, |s| {
+                    log(s, "warn", "checks not evaluated: the run was canceled".to_owned());
+                })
+                .await;
+            return attempt;
+        }
+        report = evaluation => report,
+    };
+    // When the evaluation as a whole fails, every check counts as an error,
+    // so that blocking ones still fail the step.
+    let evaluated: Vec<(String, String, Option<f64>, Option<Value>)> = match report {
+        Ok(report) => report
+            .results
+            .into_iter()
+            .map(|r| (r.check_name, r.outcome, r.observed, r.error))
+            .collect(),
+        Err(error) => {
+            let shown = error.to_public_json();
+            step.checks
+                .iter()
+                .map(|c| {
+                    let name = c.check.name.clone();
+                    (name, "error".to_owned(), None, Some(shown.clone()))
+                })
+                .collect()
+        }
+    };
+    let mut lines = Vec::with_capacity(evaluated.len());
+    let mut summaries = Vec::with_capacity(evaluated.len());
+    let mut failures = Vec::new();
+    for (name, outcome, observed, error) in evaluated {
+        let blocking = step
+            .checks
+            .iter()
+            .find(|c| c.check.name == name)
+            .is_none_or(|c| c.blocking);
+        let verb = match outcome.as_str() {
+            "pass" => "passed",
+            "warn" => "warned",
+            "fail" => "failed",
+            _ => "could not be evaluated",
+        };
+        let observed_text = observed.map_or_else(String::new, |o| format!(" (observed {o})"));
+        let reason = error
+            .as_ref()
+            .and_then(|e| e["message"].as_str())
+            .map_or_else(String::new, |m| format!(": {m}"));
+        let description = format!("check `{name}` {verb}{observed_text}{reason}");
+        let (level, note) = match (outcome.as_str(), blocking) {
+            ("pass", _) => ("info", ""),
+            ("fail" | "error", true) => ("error", "; blocking"),
+            ("fail" | "error", false) => ("warn", "; not blocking, so the step goes on"),
+            _ => ("warn", ""),
+        };
+        lines.push((level, format!("{description}{note}")));
+        if level == "error" {
+            failures.push(description);
+        }
+        let mut summary = json!({
+            "name": name,
+            "blocking": blocking,
+            "outcome": outcome,
+            "observed": observed,
+        });
+        if let Some(error) = error {
+            summary["error"] = error;
+        }
+        summaries.push(summary);
+    }
+    if !failures.is_empty() {
+        attempt.check_failure = Some(json!({
+            "code": "check_failed",
+            "message": failures.join("; "),
+        }));
+    }
+    state
+        .change_step(&step.name, |s| {
+            for (level, message) in lines {
+                log(s, level, message);
+            }
+            s.checks = summaries;
+        })
+        .await;
+    attempt
 }
 
 /// One attempt: plan the step in a fresh context (so it sees what its
@@ -1300,6 +1458,7 @@ async fn attempt_step(engine: &Engine, plan: &RunPlan, prepared: &PreparedStep) 
                 rows_read: rows_read(&physical),
                 rows_written,
                 version: Some(version),
+                check_failure: None,
             })
         }
     }
@@ -1326,6 +1485,7 @@ async fn write(
         rows_read: rows_read(&physical),
         rows_written: outcome.rows_written,
         version: Some(outcome.version),
+        check_failure: None,
     })
 }
 

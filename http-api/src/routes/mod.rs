@@ -1,5 +1,6 @@
 //! One sub-router per resource.
 
+pub(crate) mod analytics;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
@@ -13,7 +14,7 @@ pub(crate) mod query;
 pub(crate) mod users;
 pub(crate) mod ws;
 
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -66,4 +67,15 @@ pub(crate) fn page_meta(uri: &Uri, page: basin_engine::catalog::Page, total: u64
 /// `{"data": data, "meta": meta}`.
 pub(crate) fn envelope(data: impl serde::Serialize, meta: Value) -> axum::Json<Value> {
     axum::Json(json!({"data": data, "meta": meta}))
+}
+
+/// A JSON body that may be left out (or blank), meaning the defaults.
+pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageParams, envelope, page_meta};
+use super::{PageParams, envelope, optional_body, page_meta};
 use crate::AppState;
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -45,14 +45,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A JSON body that may be left out (then every field takes its default).
-fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
-}
-
 /// `?include_archived=&limit=&offset=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, real HTTP clients, the real binary.
 
+mod analytics;
 mod cli;
 mod common;
 mod connectors;

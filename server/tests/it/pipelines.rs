@@ -43,7 +43,7 @@ FROM daily_sales d CROSS JOIN (SELECT count(*) AS customers FROM customer_totals
 ";
 
 /// Writes CSV text into a dataset (`mode` is `create`, `append` or `overwrite`).
-async fn csv(server: &TestServer, dataset: &str, mode: &str, text: &str) {
+pub(crate) async fn csv(server: &TestServer, dataset: &str, mode: &str, text: &str) {
     let (status, body) = server
         .upload(dataset, &format!("mode={mode}"), text.as_bytes().to_vec())
         .await;
@@ -72,7 +72,7 @@ async fn seed_orders(server: &TestServer) {
     .await;
 }
 
-async fn start_run(server: &TestServer, pipeline: &str) -> String {
+pub(crate) async fn start_run(server: &TestServer, pipeline: &str) -> String {
     let (status, body) = server
         .post_json(&format!("/api/v1/pipelines/{pipeline}/runs"), json!({}))
         .await;
@@ -80,7 +80,7 @@ async fn start_run(server: &TestServer, pipeline: &str) -> String {
     body["data"]["id"].as_str().unwrap().to_owned()
 }
 
-async fn wait_run(server: &TestServer, id: &str) -> Value {
+pub(crate) async fn wait_run(server: &TestServer, id: &str) -> Value {
     for _ in 0..1200 {
         let (status, body) = server.get(&format!("/api/v1/runs/{id}")).await;
         assert_eq!(status, 200, "{body}");
@@ -93,7 +93,7 @@ async fn wait_run(server: &TestServer, id: &str) -> Value {
     panic!("run {id} did not end");
 }
 
-fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["steps"]
         .as_array()
         .unwrap()
@@ -102,10 +102,10 @@ fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name} in {run}"))
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn open_ws(server: &TestServer) -> Socket {
+pub(crate) async fn open_ws(server: &TestServer) -> Socket {
     open_ws_as(server, &server.token).await
 }
 
@@ -122,7 +122,7 @@ async fn open_ws_as(server: &TestServer, token: &str) -> Socket {
     socket
 }
 
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
             .await
@@ -135,7 +135,7 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-async fn subscribe(socket: &mut Socket, channels: &[&str], since: Option<i64>) {
+pub(crate) async fn subscribe(socket: &mut Socket, channels: &[&str], since: Option<i64>) {
     let mut message = json!({ "op": "subscribe", "channels": channels });
     if let Some(since) = since {
         message["since"] = json!(since);

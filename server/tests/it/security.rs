@@ -141,6 +141,18 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("get", "/runs/{id}/openlineage", Needs::Read),
     ("get", "/lineage", Needs::Read),
     ("get", "/ws", Needs::Read),
+    ("post", "/datasets/{name}/profile", Needs::Read),
+    ("get", "/datasets/{name}/profile", Needs::Read),
+    ("get", "/datasets/{name}/checks", Needs::Read),
+    ("post", "/datasets/{name}/checks", Needs::Write),
+    ("get", "/datasets/{name}/checks/{check}", Needs::Read),
+    ("put", "/datasets/{name}/checks/{check}", Needs::Write),
+    ("delete", "/datasets/{name}/checks/{check}", Needs::Write),
+    ("post", "/datasets/{name}/check-runs", Needs::Read),
+    ("get", "/datasets/{name}/check-results", Needs::Read),
+    ("get", "/datasets/{name}/metrics", Needs::Read),
+    ("post", "/analytics/timeseries", Needs::Read),
+    ("get", "/dashboard/stats", Needs::Read),
 ];
 
 /// The status class a caller must get.
@@ -204,6 +216,7 @@ fn concrete(method: &str, template: &str) -> String {
         .replace("{type}", "postgres")
         .replace("{stream}", "no_such_stream")
         .replace("{version}", "1")
+        .replace("{check}", "no_such_check")
 }
 
 struct Cast {

@@ -1,3 +1,4 @@
+mod analytics;
 mod connections;
 mod identity;
 mod pipelines;
@@ -267,10 +268,20 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn purge_dataset(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for statement in [
+            "DELETE FROM dataset_profiles WHERE dataset_id = ?",
+            "DELETE FROM quality_checks WHERE dataset_id = ?",
+            "DELETE FROM check_results WHERE dataset_id = ?",
+            "DELETE FROM dataset_metrics WHERE dataset_id = ?",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM datasets WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,0 +1,132 @@
+//! Running time-series requests: resolve the source, plan, execute on the
+//! CPU runtime, assemble, and cache answers by dataset version.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use datafusion::prelude::SessionContext;
+
+use super::timeseries::{self, Source, TimeseriesRequest, TimeseriesResponse};
+use crate::auth::{Action, Principal, Resource};
+use crate::query::plan_read_only;
+use crate::{Engine, Error, Result};
+
+/// Answers kept; the oldest goes first.
+const CACHED_ANSWERS: usize = 256;
+/// The table name a SQL source is registered under.
+const SQL_SOURCE: &str = "__timeseries_source";
+
+/// Answers to dataset-sourced requests, keyed by dataset id, dataset version
+/// and the request: a new version is a new key, so a write invalidates
+/// without anyone having to remember to.
+#[derive(Debug, Default)]
+pub struct ResponseCache {
+    entries: Mutex<Entries>,
+}
+
+/// Answers by key, and their keys oldest first.
+#[derive(Debug, Default)]
+struct Entries {
+    answers: HashMap<String, Arc<TimeseriesResponse>>,
+    order: VecDeque<String>,
+}
+
+impl ResponseCache {
+    fn get(&self, key: &str) -> Option<Arc<TimeseriesResponse>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.answers.get(key).cloned()
+    }
+
+    fn put(&self, key: String, answer: Arc<TimeseriesResponse>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let Entries { answers, order } = &mut *entries;
+        if answers.insert(key.clone(), answer).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > CACHED_ANSWERS {
+            if let Some(oldest) = order.pop_front() {
+                answers.remove(&oldest);
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Answers a time-series request (see [`timeseries`] for its shape).
+    pub async fn timeseries(
+        &self,
+        principal: &Principal,
+        request: TimeseriesRequest,
+    ) -> Result<Arc<TimeseriesResponse>> {
+        principal.authorize(Action::Read, Resource::Global)?;
+        let ctx = self.query_context(principal).await?;
+        let (table, schema, dataset) = match &request.source {
+            Source::Dataset { dataset } => {
+                principal.authorize(Action::Read, Resource::Dataset(dataset))?;
+                let record = self.dataset(dataset).await?;
+                let table = quote_ident(dataset);
+                let schema = ctx.table(table.as_str()).await?.schema().as_arrow().clone();
+                (table, schema, Some(record))
+            }
+            Source::Sql { sql } => {
+                let frame = plan_read_only(&ctx, sql).await?;
+                let schema = frame.schema().as_arrow().clone();
+                ctx.register_table(SQL_SOURCE, frame.into_view())?;
+                (SQL_SOURCE.to_owned(), schema, None)
+            }
+        };
+        let plan = timeseries::plan(&request, &schema, &table, Utc::now())?;
+        let key = dataset.as_ref().map(|record| {
+            let request = serde_json::to_string(&request).unwrap_or_default();
+            format!(
+                "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}",
+                record.id,
+                record.version,
+                request,
+                plan.sql(),
+                plan.compare_sql().unwrap_or_default()
+            )
+        });
+        if let Some(key) = &key
+            && let Some(hit) = self.inner_timeseries_cache().get(key)
+        {
+            let mut answer = (*hit).clone();
+            answer.cached = true;
+            return Ok(Arc::new(answer));
+        }
+        let batches = self.collect_timeseries(&ctx, plan.sql()).await?;
+        let compare = match plan.compare_sql() {
+            Some(sql) => Some(self.collect_timeseries(&ctx, sql).await?),
+            None => None,
+        };
+        let mut answer = timeseries::assemble(&plan, &batches, compare.as_deref())?;
+        answer.dataset_version = dataset.as_ref().map(|d| d.version);
+        let answer = Arc::new(answer);
+        if let Some(key) = key {
+            self.inner_timeseries_cache().put(key, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    async fn collect_timeseries(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let timeout = self.config().query_timeout;
+        let (ctx, sql) = (ctx.clone(), sql.to_owned());
+        let work = self.executor().run(async move {
+            let frame = ctx.sql(&sql).await?;
+            Ok::<_, Error>(frame.collect().await?)
+        });
+        match tokio::time::timeout(timeout, work).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
+        }
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
