@@ -125,6 +125,28 @@ impl Engine {
             self.dataset_shape(&record.name, Some(TimeTravel::Version(*reference_version)))
                 .await?;
         }
+        // Planning the check's SQL as its author proves it reads only what the
+        // author may read: after writes it runs as the server.
+        let reference = match &check.spec {
+            CheckSpec::Referential { dataset, .. } => Some(quote_ident(dataset)),
+            _ => None,
+        };
+        let queries = checks::compile(
+            &check,
+            &quote_ident(&record.name),
+            reference.as_deref(),
+            &shape.schema,
+            SAMPLE_ROWS,
+        )?;
+        if let Some(sql) = queries.counts_sql {
+            let ctx = self.query_context(principal).await?;
+            self.executor()
+                .run(async move {
+                    crate::query::plan_read_only(&ctx, &sql).await?;
+                    Ok(())
+                })
+                .await?;
+        }
         let normalized =
             serde_json::to_value(&check).map_err(|e| Error::internal("check to JSON", e))?;
         Ok((check, normalized))

@@ -78,7 +78,11 @@ impl Engine {
         };
         let plan = timeseries::plan(&request, &schema, &table, Utc::now())?;
         let key = dataset.as_ref().map(|record| {
-            let request = serde_json::to_string(&request).unwrap_or_default();
+            let request = serde_json::to_string(&TimeseriesRequest {
+                renew: false,
+                ..request.clone()
+            })
+            .unwrap_or_default();
             format!(
                 "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}",
                 record.id,
@@ -89,6 +93,7 @@ impl Engine {
             )
         });
         if let Some(key) = &key
+            && !request.renew
             && let Some(hit) = self.inner_timeseries_cache().get(key)
         {
             let mut answer = (*hit).clone();

@@ -99,6 +99,10 @@ pub struct TimeseriesRequest {
     /// How times are written in the answer.
     #[serde(default)]
     pub time_format: TimeFormat,
+    /// Computes the answer afresh instead of serving a cached one (Cube's
+    /// `renewQuery`); the fresh answer is cached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub renew: bool,
 }
 
 fn default_timezone() -> String {

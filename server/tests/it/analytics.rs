@@ -217,6 +217,10 @@ async fn answers_are_cached_until_the_dataset_changes() {
     let (_, second) = timeseries(&server, request.clone()).await;
     assert_eq!(second["data"]["cached"], true);
     assert_eq!(second["data"]["series"], first["data"]["series"]);
+    let mut renewed = request.clone();
+    renewed["renew"] = json!(true);
+    let (_, renewed) = timeseries(&server, renewed).await;
+    assert_eq!(renewed["data"]["cached"], false, "renew skips the cache");
 
     csv(
         &server,
@@ -372,6 +376,10 @@ async fn profiles_checks_history_metrics_alerts_and_the_dashboard() {
         (
             json!({"name": "x", "type": "not_null", "column": "city", "mostly": 2}),
             "invalid_check",
+        ),
+        (
+            json!({"name": "x", "type": "custom_sql", "sql": "SELECT * FROM nowhere"}),
+            "sql_error",
         ),
     ] {
         let (status, body) = server
