@@ -101,6 +101,10 @@ impl EngineConfig {
     }
 }
 
+/// Profiles that compute at once: each holds its sketches and row hashes in
+/// memory and keeps the CPU runtime busy on its own.
+const PROFILES_AT_ONCE: usize = 2;
+
 /// The engine; cheap to clone (one shared inside).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -132,6 +136,10 @@ struct Inner {
     background: tokio_util::sync::CancellationToken,
     /// Time-series answers by dataset version.
     timeseries_cache: analytics::series::ResponseCache,
+    /// After-write check runs in flight.
+    after_write_runs: analytics::quality::AfterWriteRuns,
+    /// Profiles computing at once; the rest queue.
+    profile_slots: tokio::sync::Semaphore,
 }
 
 /// Identity state that lives as long as the process.
@@ -229,6 +237,8 @@ impl Engine {
                 io: tokio::runtime::Handle::current(),
                 background: tokio_util::sync::CancellationToken::new(),
                 timeseries_cache: analytics::series::ResponseCache::default(),
+                after_write_runs: analytics::quality::AfterWriteRuns::default(),
+                profile_slots: tokio::sync::Semaphore::new(PROFILES_AT_ONCE),
             }),
         };
         if recover {
@@ -332,6 +342,14 @@ impl Engine {
 
     pub(crate) fn inner_timeseries_cache(&self) -> &analytics::series::ResponseCache {
         &self.inner.timeseries_cache
+    }
+
+    pub(crate) fn after_write_runs(&self) -> &analytics::quality::AfterWriteRuns {
+        &self.inner.after_write_runs
+    }
+
+    pub(crate) fn profile_slots(&self) -> &tokio::sync::Semaphore {
+        &self.inner.profile_slots
     }
 
     pub(crate) fn jobs(&self) -> &JobRegistry {

@@ -181,6 +181,12 @@ impl Engine {
         if let Some(columns) = &request.columns {
             let shape = self.dataset_shape(name, None).await?;
             check_columns(&shape.schema, columns, name)?;
+            let distinct: std::collections::HashSet<&String> = columns.iter().collect();
+            if columns.is_empty() || distinct.len() != columns.len() {
+                return Err(Error::InvalidInput(
+                    "`columns` must name each column once, and at least one".into(),
+                ));
+            }
         }
         let engine = self.clone();
         let name = name.to_owned();
@@ -235,9 +241,20 @@ impl Engine {
         if let Some(columns) = columns {
             check_columns(&snapshot.schema, columns, &record.name)?;
         }
+        // Queued behind the profiles already computing: each holds its sketches in memory.
+        let _slot = self
+            .profile_slots()
+            .acquire()
+            .await
+            .map_err(|e| Error::internal("profile slots", e))?;
         let ctx = self.sessions().file_context();
+        let whole_table = columns.is_none();
         let columns = columns.map(<[String]>::to_vec);
-        let options = options.clone();
+        let mut options = options.clone();
+        if snapshot.row_count as u64 > options.max_rows_for_duplicates {
+            // Known too big before reading: keep no row hashes at all.
+            options.max_rows_for_duplicates = 0;
+        }
         let total_rows = snapshot.row_count.max(1) as f64;
         let cancel = job.as_ref().map(|j| j.cancel.clone());
         let progress = job.as_ref().map(|j| j.progress.clone());
@@ -330,18 +347,21 @@ impl Engine {
             version: Some(snapshot.version),
             recorded_at: created_at,
         };
-        self.catalog()
-            .insert_metrics(&[
-                metric(
-                    "completeness",
-                    (cells > 0).then(|| present as f64 / cells as f64),
-                ),
-                metric(
-                    "duplicate_rows",
-                    result.profile.duplicate_rows.map(|d| d as f64),
-                ),
-            ])
-            .await?;
+        // A profile of some columns says nothing of the table's completeness or duplicates.
+        if whole_table {
+            self.catalog()
+                .insert_metrics(&[
+                    metric(
+                        "completeness",
+                        (cells > 0).then(|| present as f64 / cells as f64),
+                    ),
+                    metric(
+                        "duplicate_rows",
+                        result.profile.duplicate_rows.map(|d| d as f64),
+                    ),
+                ])
+                .await?;
+        }
         Ok(result)
     }
 

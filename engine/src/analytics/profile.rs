@@ -107,7 +107,7 @@ impl Default for ProfileOptions {
             histogram_bins: 20,
             sample_size: DEFAULT_SAMPLE_CAPACITY,
             frequent_capacity: DEFAULT_FREQUENT_CAPACITY,
-            max_rows_for_duplicates: 100_000_000,
+            max_rows_for_duplicates: 50_000_000,
             seed: 0,
         }
     }
@@ -1056,7 +1056,7 @@ impl ColumnState {
         A: StringArrayType<'a> + Copy,
     {
         feed(&mut self.hll, &mut self.frequent, hashes, nulls, |row| {
-            TopKey::Text(strings.value(row).to_owned())
+            TopKey::Text(kept_text(strings.value(row)))
         });
         if let Detail::Text(stats) = &mut self.detail {
             stats.update(strings, nulls, hashes.len(), min, max);
@@ -1194,6 +1194,18 @@ impl ColumnState {
             Detail::Other => {}
         }
         (profile, imbalance)
+    }
+}
+
+/// The longest text a profile keeps of one value (top values, pattern
+/// samples): memory stays bounded whatever the column holds.
+const KEPT_TEXT_CHARS: usize = 256;
+
+/// `text`, cut after [`KEPT_TEXT_CHARS`] characters with `…` marking the cut.
+fn kept_text(text: &str) -> String {
+    match text.char_indices().nth(KEPT_TEXT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -1464,7 +1476,7 @@ impl TextStats {
             if length == 0 {
                 self.empty += 1;
             } else if self.samples.len() < PATTERN_SAMPLE {
-                self.samples.push(value.to_owned());
+                self.samples.push(kept_text(value));
             }
         });
     }

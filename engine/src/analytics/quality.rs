@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::checks::{self, CheckDefinition, CheckSpec, Measurement, Outcome};
 use super::sketch::UniformSample;
-use crate::auth::{Action, Principal, Resource};
+use crate::auth::{Action, Principal, Resource, Role, Scope, Via};
 use crate::catalog::{CheckRecord, CheckResultRecord, DatasetRecord, MetricRecord};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
 use crate::events::{NewEvent, kinds};
@@ -126,7 +126,7 @@ impl Engine {
                 .await?;
         }
         // Planning the check's SQL as its author proves it reads only what the
-        // author may read: after writes it runs as the server.
+        // author may read; as the check principal, that it reads only its datasets.
         let reference = match &check.spec {
             CheckSpec::Referential { dataset, .. } => Some(quote_ident(dataset)),
             _ => None,
@@ -139,13 +139,16 @@ impl Engine {
             SAMPLE_ROWS,
         )?;
         if let Some(sql) = queries.counts_sql {
-            let ctx = self.query_context(principal).await?;
-            self.executor()
-                .run(async move {
-                    crate::query::plan_read_only(&ctx, &sql).await?;
-                    Ok(())
-                })
-                .await?;
+            for planner in [principal.clone(), check_principal(&record.name, &check)] {
+                let ctx = self.query_context(&planner).await?;
+                let sql = sql.clone();
+                self.executor()
+                    .run(async move {
+                        crate::query::plan_read_only(&ctx, &sql).await?;
+                        Ok(())
+                    })
+                    .await?;
+            }
         }
         let normalized =
             serde_json::to_value(&check).map_err(|e| Error::internal("check to JSON", e))?;
@@ -294,38 +297,60 @@ impl Engine {
             .into_iter()
             .map(|c| Ok((c.id.clone(), parse_definition(c.definition)?)))
             .collect::<Result<Vec<_>>>()?;
-        self.evaluate_checks(principal, &record, checks, CheckTrigger::Manual)
+        self.evaluate_checks(&record, checks, CheckTrigger::Manual)
             .await
     }
 
-    /// Runs the `run_after_write` checks of a dataset that was just written, in the background.
+    /// Runs the `run_after_write` checks of a dataset that was just written, in
+    /// the background: one run per dataset at a time, and writes that land
+    /// during a run are checked by one more run after it.
     pub(crate) fn spawn_after_write_checks(&self, record: DatasetRecord) {
+        if !self.after_write_runs().begin(&record.id) {
+            return;
+        }
         let engine = self.clone();
         tokio::spawn(async move {
-            let checks = match engine.catalog().checks_of(&record.id).await {
-                Ok(checks) => checks,
-                Err(e) => {
-                    tracing::warn!(dataset = %record.name, error = %e, "could not read checks");
-                    return;
+            let mut record = record;
+            loop {
+                engine.after_write_checks(&record).await;
+                if !engine.after_write_runs().finish(&record.id) {
+                    break;
                 }
-            };
-            let due: Vec<_> = checks
-                .into_iter()
-                .filter_map(|c| {
-                    let definition = parse_definition(c.definition).ok()?;
-                    definition.run_after_write.then_some((c.id, definition))
-                })
-                .collect();
-            if due.is_empty() {
-                return;
-            }
-            if let Err(e) = engine
-                .evaluate_checks(&Principal::local(), &record, due, CheckTrigger::AfterWrite)
-                .await
-            {
-                tracing::warn!(dataset = %record.name, error = %e, "checks after write failed");
+                match engine.dataset(&record.name).await {
+                    Ok(latest) if latest.id == record.id => record = latest,
+                    _ => {
+                        engine.after_write_runs().abandon(&record.id);
+                        break;
+                    }
+                }
             }
         });
+    }
+
+    async fn after_write_checks(&self, record: &DatasetRecord) {
+        let checks = match self.catalog().checks_of(&record.id).await {
+            Ok(checks) => checks,
+            Err(e) => {
+                tracing::warn!(dataset = %record.name, error = %e, "could not read checks");
+                return;
+            }
+        };
+        let due: Vec<_> = checks
+            .into_iter()
+            .filter_map(|c| {
+                let definition = parse_definition(c.definition).ok()?;
+                definition.run_after_write.then_some((c.id, definition))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .evaluate_checks(record, due, CheckTrigger::AfterWrite)
+            .await
+        {
+            tracing::warn!(dataset = %record.name, error = %e, "checks after write failed");
+        }
     }
 
     /// Evaluates checks on a dataset's current version, stores the results and
@@ -334,24 +359,24 @@ impl Engine {
     /// `checks` pairs a stored check's id (or a pipeline step's own label) with its definition.
     pub async fn evaluate_checks(
         &self,
-        principal: &Principal,
         record: &DatasetRecord,
         checks: Vec<(String, CheckDefinition)>,
         trigger: CheckTrigger,
     ) -> Result<CheckRunReport> {
         let table = open_table(&record.location, None).await?;
         let snapshot = snapshot_of(&table).await?;
-        let ctx = self.query_context(principal).await?;
         let run_id = uuid::Uuid::now_v7().to_string();
         let mut results = Vec::with_capacity(checks.len());
         let mut freshness = Vec::new();
         for (check_id, check) in checks {
             let started_at = Utc::now();
             let started = Instant::now();
-            let measured = tokio::time::timeout(
-                self.config().query_timeout,
-                self.measure(&ctx, record, &snapshot.schema, &check),
-            )
+            let measured = tokio::time::timeout(self.config().query_timeout, async {
+                let ctx = self
+                    .query_context(&check_principal(&record.name, &check))
+                    .await?;
+                self.measure(&ctx, record, &snapshot.schema, &check).await
+            })
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Timeout(
@@ -528,11 +553,25 @@ impl Engine {
                         first_u64(&counts, "unexpected_count")?.unwrap_or(0),
                     ),
                 };
+                let mut measurement = measurement;
                 let failing = measurement.unexpected_count.unwrap_or(0) > 0;
                 let sample = match queries.sample_sql {
-                    Some(sql) if failing => Some(serde_json::Value::Array(batches_to_json(
-                        &self.collect_sql(ctx, &sql).await?,
-                    )?)),
+                    Some(sql) if failing => {
+                        let rows = match self.collect_sql(ctx, &sql).await {
+                            Ok(batches) => batches_to_json(&batches),
+                            Err(e) => Err(e),
+                        };
+                        match rows {
+                            Ok(rows) => Some(serde_json::Value::Array(rows)),
+                            // The counts stand; only the illustration is missing.
+                            Err(e) => {
+                                if let Some(details) = measurement.details.as_object_mut() {
+                                    details.insert("sample_error".into(), e.to_public_json());
+                                }
+                                None
+                            }
+                        }
+                    }
                     _ => None,
                 };
                 Ok((measurement, sample))
@@ -585,6 +624,71 @@ impl Engine {
                 Ok::<_, Error>(sample.into_values())
             })
             .await
+    }
+}
+
+/// Who checks run as, whoever started them: a reader of the checked dataset
+/// (and of the one a `referential` check names) and of nothing else, so a
+/// check's SQL never reads more than its own data, however it is triggered.
+fn check_principal(dataset: &str, check: &CheckDefinition) -> Principal {
+    let mut datasets = vec![dataset.to_owned()];
+    if let CheckSpec::Referential { dataset, .. } = &check.spec {
+        datasets.push(dataset.clone());
+    }
+    Principal {
+        user_id: None,
+        username: "checks".into(),
+        role: Role::Viewer,
+        via: Via::ApiKey {
+            id: "checks".into(),
+            scopes: vec![Scope::Read],
+            datasets: Some(datasets),
+        },
+        grants: Arc::from(Vec::new()),
+    }
+}
+
+/// After-write check runs in flight, by dataset id; `true` when another
+/// write landed since the run began.
+#[derive(Debug, Default)]
+pub struct AfterWriteRuns {
+    running: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl AfterWriteRuns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the caller should start a run (else the running one goes again).
+    fn begin(&self, dataset_id: &str) -> bool {
+        let mut running = self.lock();
+        match running.get_mut(dataset_id) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                running.insert(dataset_id.to_owned(), false);
+                true
+            }
+        }
+    }
+
+    /// Ends a run; whether another is due.
+    fn finish(&self, dataset_id: &str) -> bool {
+        let mut running = self.lock();
+        if running.get(dataset_id) == Some(&true) {
+            running.insert(dataset_id.to_owned(), false);
+            true
+        } else {
+            running.remove(dataset_id);
+            false
+        }
+    }
+
+    fn abandon(&self, dataset_id: &str) {
+        self.lock().remove(dataset_id);
     }
 }
 

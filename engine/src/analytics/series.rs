@@ -14,6 +14,8 @@ use crate::{Engine, Error, Result};
 
 /// Answers kept; the oldest goes first.
 const CACHED_ANSWERS: usize = 256;
+/// Values all kept answers may hold together (about 16 bytes each, with their times).
+const CACHED_VALUES: usize = 8_000_000;
 /// The table name a SQL source is registered under.
 const SQL_SOURCE: &str = "__timeseries_source";
 
@@ -30,6 +32,15 @@ pub struct ResponseCache {
 struct Entries {
     answers: HashMap<String, Arc<TimeseriesResponse>>,
     order: VecDeque<String>,
+    values: usize,
+}
+
+/// How many values an answer holds, its comparison included.
+fn values_of(answer: &TimeseriesResponse) -> usize {
+    let comparison = answer.comparison.as_ref().map_or(0, |c| {
+        c.series.iter().map(|s| s.values.len()).sum::<usize>()
+    });
+    answer.series.iter().map(|s| s.values.len()).sum::<usize>() + comparison
 }
 
 impl ResponseCache {
@@ -40,13 +51,26 @@ impl ResponseCache {
 
     fn put(&self, key: String, answer: Arc<TimeseriesResponse>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let Entries { answers, order } = &mut *entries;
-        if answers.insert(key.clone(), answer).is_none() {
-            order.push_back(key);
+        let size = values_of(&answer);
+        if size > CACHED_VALUES {
+            return;
         }
-        while order.len() > CACHED_ANSWERS {
-            if let Some(oldest) = order.pop_front() {
-                answers.remove(&oldest);
+        let Entries {
+            answers,
+            order,
+            values,
+        } = &mut *entries;
+        match answers.insert(key.clone(), answer) {
+            Some(replaced) => *values -= values_of(&replaced),
+            None => order.push_back(key),
+        }
+        *values += size;
+        while order.len() > CACHED_ANSWERS || *values > CACHED_VALUES {
+            let Some(oldest) = order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = answers.remove(&oldest) {
+                *values -= values_of(&evicted);
             }
         }
     }

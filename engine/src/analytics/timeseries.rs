@@ -1972,6 +1972,11 @@ fn collect_rows(
                 continue;
             };
             let key: Vec<Value> = dimensions.iter().map(|d| d[row].clone()).collect();
+            // Refuse a new series before allocating it: its columns are what costs.
+            let cells = (groups.len() + 1) * range.buckets.len() * plan.measures.len();
+            if !groups.contains_key(&key) && cells > MAX_CELLS {
+                return Err(too_many_values());
+            }
             if groups.len() == MAX_SERIES && !groups.contains_key(&key) {
                 return Err(problem(
                     AnalyticsProblem::TooManyPoints,

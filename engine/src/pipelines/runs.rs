@@ -1273,12 +1273,7 @@ async fn check_written(
     let evaluation = Box::pin(async {
         let record = engine.dataset(&step.name).await?;
         engine
-            .evaluate_checks(
-                &Principal::local(),
-                &record,
-                labeled,
-                CheckTrigger::Pipeline,
-            )
+            .evaluate_checks(&record, labeled, CheckTrigger::Pipeline)
             .await
     });
     let report = tokio::select! {

@@ -318,6 +318,7 @@ async fn wait_result(server: &TestServer, dataset: &str, check: &str, trigger: &
 async fn profiles_checks_history_metrics_alerts_and_the_dashboard() {
     let server = TestServer::start().await;
     csv(&server, "events", "create", EVENTS).await;
+    csv(&server, "secrets", "create", "code\n42\n").await;
 
     let (status, body) = server.get("/api/v1/datasets/events/profile").await;
     assert_eq!((status, error_code(&body)), (404, "profile_not_found"));
@@ -379,6 +380,11 @@ async fn profiles_checks_history_metrics_alerts_and_the_dashboard() {
         ),
         (
             json!({"name": "x", "type": "custom_sql", "sql": "SELECT * FROM nowhere"}),
+            "sql_error",
+        ),
+        // A check reads its own dataset only, whoever wrote it.
+        (
+            json!({"name": "x", "type": "custom_sql", "sql": "SELECT * FROM secrets"}),
             "sql_error",
         ),
     ] {
@@ -498,8 +504,8 @@ async fn profiles_checks_history_metrics_alerts_and_the_dashboard() {
     let (status, stats) = server.get("/api/v1/dashboard/stats").await;
     assert_eq!(status, 200, "{stats}");
     let stats = &stats["data"];
-    assert_eq!(stats["datasets"]["count"], 1);
-    assert_eq!(stats["datasets"]["rows"], 8);
+    assert_eq!(stats["datasets"]["count"], 2);
+    assert_eq!(stats["datasets"]["rows"], 9);
     assert_eq!(stats["recent_writes"][0]["dataset"], "events");
     assert!(stats["jobs"]["succeeded"].as_i64().unwrap() >= 1, "{stats}");
     assert_eq!(stats["checks"]["pass"], 6, "{stats}");
