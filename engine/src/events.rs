@@ -42,6 +42,8 @@ pub mod kinds {
     pub const DATASET_UPDATED: &str = "dataset_updated";
     /// Something an operator should look at.
     pub const SYSTEM_ALERT: &str = "system_alert";
+    /// A profile job read more of its dataset (at most one a second per job).
+    pub const PROFILE_PROGRESS: &str = "profile_progress";
 }
 
 /// An event before it has a number.

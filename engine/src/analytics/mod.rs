@@ -35,9 +35,13 @@ use crate::catalog::{
 };
 use crate::datasets::{open_table, snapshot_of};
 use crate::error::AnalyticsProblem;
+use crate::events::{NewEvent, kinds};
 use crate::jobs::JobContext;
 use crate::{Engine, Error, Result};
 use profile::{ProfileOptions, TableProfile, TableProfiler};
+
+/// The least time between two `profile_progress` events of one job.
+const PROGRESS_EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many profiles of one dataset are kept.
 const PROFILES_KEPT: u32 = 20;
@@ -257,7 +261,34 @@ impl Engine {
         }
         let total_rows = snapshot.row_count.max(1) as f64;
         let cancel = job.as_ref().map(|j| j.cancel.clone());
-        let progress = job.as_ref().map(|j| j.progress.clone());
+        let progress = job.as_ref().map(|j| {
+            let (engine, report) = (self.clone(), j.progress.clone());
+            let (dataset, job_id) = (record.name.clone(), j.id.clone());
+            let last = std::sync::Mutex::new(Instant::now());
+            Arc::new(move |seen: u64| {
+                let fraction = (seen as f64 / total_rows).min(0.99);
+                report(Some(fraction), format!("{seen} rows profiled"));
+                let due = last.try_lock().is_ok_and(|mut at| {
+                    let due = at.elapsed() >= PROGRESS_EVENT_INTERVAL;
+                    if due {
+                        *at = Instant::now();
+                    }
+                    due
+                });
+                if due {
+                    engine.publish(NewEvent {
+                        kind: kinds::PROFILE_PROGRESS,
+                        dataset: Some(dataset.clone()),
+                        job_id: Some(job_id.clone()),
+                        data: serde_json::json!({
+                            "dataset": dataset, "job_id": job_id,
+                            "rows_profiled": seen, "progress": fraction,
+                        }),
+                        ..NewEvent::default()
+                    });
+                }
+            }) as Arc<dyn Fn(u64) + Send + Sync>
+        });
         let profile = self.executor().run(async move {
             let mut frame = ctx.read_table(provider)?;
             if let Some(columns) = &columns {
@@ -283,10 +314,7 @@ impl Engine {
                             std::sync::atomic::Ordering::Relaxed,
                         ) + batch.num_rows() as u64;
                         if let Some(progress) = &progress {
-                            progress(
-                                Some((seen as f64 / total_rows).min(0.99)),
-                                format!("{seen} rows profiled"),
-                            );
+                            progress(seen);
                         }
                     }
                     Ok::<_, Error>(profiler)
