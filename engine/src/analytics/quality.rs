@@ -139,7 +139,13 @@ impl Engine {
             SAMPLE_ROWS,
         )?;
         if let Some(sql) = queries.counts_sql {
-            for planner in [principal.clone(), check_principal(&record.name, &check)] {
+            // A key that may write but not read has its SQL checked as the check principal only.
+            let author_reads = principal.authorize(Action::Read, Resource::Global).is_ok();
+            let planners = [
+                author_reads.then(|| principal.clone()),
+                Some(check_principal(&record.name, &check)),
+            ];
+            for planner in planners.into_iter().flatten() {
                 let ctx = self.query_context(&planner).await?;
                 let sql = sql.clone();
                 self.executor()
@@ -203,7 +209,7 @@ impl Engine {
         definition: serde_json::Value,
     ) -> Result<CheckRecord> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(dataset).await?;
         let (check, definition) = self.validated(principal, &record, definition).await?;
         let now = Utc::now();
         let stored = CheckRecord {
@@ -228,7 +234,7 @@ impl Engine {
         definition: serde_json::Value,
     ) -> Result<CheckRecord> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(dataset).await?;
         let mut stored = self.check_record(&record, name).await?;
         let (check, definition) = self.validated(principal, &record, definition).await?;
         stored.name = check.name;
@@ -246,7 +252,7 @@ impl Engine {
         name: &str,
     ) -> Result<()> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(dataset).await?;
         let stored = self.check_record(&record, name).await?;
         self.catalog().delete_check(&stored.id).await?;
         Ok(())
