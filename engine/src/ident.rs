@@ -25,9 +25,27 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// `name` as a SQL identifier: double-quoted, inner quotes doubled, so any
+/// name (mixed case, spaces, quotes) stays one identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `text` as a SQL string literal: single-quoted, inner quotes doubled (the
+/// dialect has no backslash escapes).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoting_keeps_names_and_text_whole() {
+        assert_eq!(quote_ident(r#"a "b" c"#), r#""a ""b"" c""#);
+        assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+    }
 
     #[test]
     fn good_names_pass() {

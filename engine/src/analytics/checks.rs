@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::error::{AnalyticsProblem, Error, Result};
-use crate::ident::{MAX_NAME_LEN, validate_name};
+use crate::ident::{MAX_NAME_LEN, quote_ident, quote_literal, validate_name};
 
 /// Bins of a `psi` check when the definition gives none.
 pub const DEFAULT_PSI_BINS: usize = 10;
@@ -848,14 +848,6 @@ fn range_bounds(
 fn custom_query(sql: &str) -> &str {
     sql.trim()
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `column` of the checked table, which every query aliases `t`.

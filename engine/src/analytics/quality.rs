@@ -17,6 +17,7 @@ use crate::auth::{Action, Principal, Resource, Role, Scope, Via};
 use crate::catalog::{CheckRecord, CheckResultRecord, DatasetRecord, MetricRecord};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
 use crate::events::{NewEvent, kinds};
+use crate::ident::quote_ident;
 use crate::pipelines::runs::batches_to_json;
 use crate::{Engine, Error, Result};
 
@@ -696,10 +697,6 @@ impl AfterWriteRuns {
     fn abandon(&self, dataset_id: &str) {
         self.lock().remove(dataset_id);
     }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn first_value(batches: &[RecordBatch], column: &str) -> Result<Option<Arc<dyn Array>>> {

@@ -9,6 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::timeseries::{self, Source, TimeseriesRequest, TimeseriesResponse};
 use crate::auth::{Action, Principal, Resource};
+use crate::ident::quote_ident;
 use crate::query::plan_read_only;
 use crate::{Engine, Error, Result};
 
@@ -154,8 +155,4 @@ impl Engine {
             Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
         }
     }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{AnalyticsProblem, Error, Result};
+use crate::ident::{quote_ident, quote_literal};
 
 /// Most buckets one series may span before downsampling, counting the
 /// buckets read before the range for rolling windows.
@@ -936,14 +937,6 @@ fn year_before(t: DateTime<Tz>, tz: Tz) -> Result<DateTime<Tz>> {
 // SQL
 // ---------------------------------------------------------------------------
 
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn string_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 fn zoned_type(tz: &str) -> String {
     format!("Timestamp(Nanosecond, Some(\"{tz}\"))")
 }
@@ -1047,9 +1040,11 @@ fn plan_measure(measure: &Measure, schema: &Schema) -> Result<(String, String)> 
     };
     let sql = match (measure.agg, input) {
         (Agg::Count, None) => "count(*)".to_owned(),
-        (Agg::Count, Some((column, _))) => format!("count({})", ident(column)),
+        (Agg::Count, Some((column, _))) => format!("count({})", quote_ident(column)),
         (_, None) => return Err(invalid(format!("`{agg}` needs a `column`"))),
-        (Agg::CountDistinct, Some((column, _))) => format!("count(DISTINCT {})", ident(column)),
+        (Agg::CountDistinct, Some((column, _))) => {
+            format!("count(DISTINCT {})", quote_ident(column))
+        }
         (Agg::Min | Agg::Max, Some((column, data_type))) => {
             let fits = data_type.is_numeric()
                 || matches!(
@@ -1061,7 +1056,7 @@ fn plan_measure(measure: &Measure, schema: &Schema) -> Result<(String, String)> 
                     "`{agg}` needs a numeric, timestamp or date column; `{column}` is {data_type}"
                 )));
             }
-            format!("{agg}({})", ident(column))
+            format!("{agg}({})", quote_ident(column))
         }
         (_, Some((column, data_type))) => {
             if !data_type.is_numeric() {
@@ -1070,8 +1065,8 @@ fn plan_measure(measure: &Measure, schema: &Schema) -> Result<(String, String)> 
                 )));
             }
             match q {
-                Some(q) => percentile_sql(&ident(column), q),
-                None => format!("{agg}({})", ident(column)),
+                Some(q) => percentile_sql(&quote_ident(column), q),
+                None => format!("{agg}({})", quote_ident(column)),
             }
         }
     };
@@ -1176,7 +1171,7 @@ fn value_list(condition: &Condition, exactly: Option<usize>) -> Result<&[Value]>
 
 fn condition_sql(condition: &Condition, schema: &Schema, tz: Tz) -> Result<String> {
     let data_type = value_type(column_type(schema, &condition.column, "filter")?);
-    let column = ident(&condition.column);
+    let column = quote_ident(&condition.column);
     let render = |value: &Value| literal(condition, data_type, value, tz);
     Ok(match condition.op {
         FilterOp::IsNull | FilterOp::IsNotNull => {
@@ -1236,9 +1231,9 @@ fn condition_sql(condition: &Condition, schema: &Schema, tz: Tz) -> Result<Strin
             };
             // Functions rather than LIKE, so % and _ in the value mean themselves.
             if condition.op == FilterOp::Contains {
-                format!("strpos({column}, {}) > 0", string_literal(text))
+                format!("strpos({column}, {}) > 0", quote_literal(text))
             } else {
-                format!("starts_with({column}, {})", string_literal(text))
+                format!("starts_with({column}, {})", quote_literal(text))
             }
         }
     })
@@ -1264,7 +1259,7 @@ fn literal(condition: &Condition, data_type: &DataType, value: &Value, tz: Tz) -
         // serde_json prints finite numbers only, in a form SQL reads back.
         (Kind::Numeric, Value::Number(n)) => Ok(n.to_string()),
         (Kind::Numeric, _) => Err(wrong("a number")),
-        (Kind::Text, Value::String(text)) => Ok(string_literal(text)),
+        (Kind::Text, Value::String(text)) => Ok(quote_literal(text)),
         (Kind::Text, _) => Err(wrong("a string")),
         (Kind::Boolean, Value::Bool(b)) => Ok(if *b { "TRUE" } else { "FALSE" }.to_owned()),
         (Kind::Boolean, _) => Err(wrong("true or false")),
@@ -1636,11 +1631,11 @@ pub fn plan(
     let row_limit = MAX_CELLS / measures.len() + 1;
     let query = Query {
         source_table,
-        time_column: ident(&req.time_column),
+        time_column: quote_ident(&req.time_column),
         time_type: time_type.clone(),
         tz,
         granularity,
-        dimensions: dimensions.iter().map(String::as_str).map(ident).collect(),
+        dimensions: dimensions.iter().map(String::as_str).map(quote_ident).collect(),
         measures: measure_sql,
         filter,
         row_limit,

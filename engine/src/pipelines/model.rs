@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::Diagnostic;
 use crate::analytics::checks::CheckDefinition;
+use crate::ident::quote_ident;
 use crate::ident::{MAX_NAME_LEN, validate_name};
 use crate::{Error, Result};
 
@@ -1940,10 +1941,6 @@ fn sql_name(name: &str) -> String {
     } else {
         quote_ident(name)
     }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 // ---------------------------------------------------------------------------
