@@ -1635,7 +1635,11 @@ pub fn plan(
         time_type: time_type.clone(),
         tz,
         granularity,
-        dimensions: dimensions.iter().map(String::as_str).map(quote_ident).collect(),
+        dimensions: dimensions
+            .iter()
+            .map(String::as_str)
+            .map(quote_ident)
+            .collect(),
         measures: measure_sql,
         filter,
         row_limit,
