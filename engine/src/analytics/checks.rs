@@ -757,10 +757,18 @@ fn literal(column: &str, data_type: &DataType, value: &Value) -> Result<Literal>
             .ok_or_else(|| wrong("a string"));
     }
     if is_instant(data_type) {
-        return value
+        let literal = value
             .as_str()
             .and_then(time_literal)
-            .ok_or_else(|| wrong("a date (like 2024-01-31) or an RFC 3339 timestamp"));
+            .ok_or_else(|| wrong("a date (like 2024-01-31) or an RFC 3339 timestamp"))?;
+        // Timestamp literals are nanoseconds: outside these years every run would error.
+        if let Literal::Time { at, .. } = &literal
+            && !is_date(data_type)
+            && at.timestamp_nanos_opt().is_none()
+        {
+            return Err(wrong("an instant between the years 1678 and 2261"));
+        }
+        return Ok(literal);
     }
     if *data_type == DataType::Boolean {
         return value
@@ -1583,6 +1591,15 @@ mod tests {
             5,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn timestamp_bounds_outside_nanosecond_range_are_refused() {
+        let column = "at";
+        let timestamp = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+        assert!(literal(column, &timestamp, &json!("9999-12-31")).is_err());
+        assert!(literal(column, &timestamp, &json!("2261-12-31")).is_ok());
+        assert!(literal(column, &DataType::Date32, &json!("9999-12-31")).is_ok());
     }
 
     #[test]
