@@ -1139,7 +1139,7 @@ impl ColumnState {
             None => {
                 // The table overflowed, so there are more distinct values
                 // than it holds, whatever the estimate's noise says.
-                let floor = self.frequent.capacity() as u64 + 1;
+                let floor = 2 * self.frequent.capacity() as u64 + 1;
                 (self.hll.estimate().max(floor).min(self.count), false)
             }
         };

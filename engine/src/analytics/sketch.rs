@@ -484,14 +484,17 @@ struct Counter<V> {
 /// The most frequent values with their counts, keyed by the caller's 64-bit
 /// hash of each value.
 ///
-/// Counting is exact while there are at most `capacity` distinct keys. Beyond
-/// that it is the Misra–Gries summary: when a new key arrives at a full table,
-/// every counter (the newcomer's included) drops by the smallest of them and
-/// the zeros leave. Each such step removes `capacity + 1` times its decrement
-/// from the total, so the work is amortized O(1) per value and the total
-/// decrement, [`max_error`](Self::max_error), is at most n/(capacity + 1):
-/// every reported count underestimates the true count by at most that, and
-/// every value more frequent than that is still in the table.
+/// Counting is exact while there are at most `2 × capacity` distinct keys.
+/// Beyond that it is the Misra–Gries summary in its batched form (the merge
+/// rule of Agarwal et al.): when the table passes `2 × capacity` keys, every
+/// counter drops by the (capacity + 1)-th largest count and the non-positive
+/// ones leave. Each such step removes at least `capacity + 1` times its
+/// decrement from the total, so the total decrement,
+/// [`max_error`](Self::max_error), is at most n/(capacity + 1): every reported
+/// count underestimates the true count by at most that, and every value more
+/// frequent than that is still in the table. The survivors move to a fresh
+/// table, so a stream of unique values never leaves tombstones to rehash, and
+/// the work is amortized O(1) per value.
 ///
 /// Payloads `V` are built (by the caller's closure) only when a key enters
 /// the table, so repeated values cost no allocation.
@@ -499,17 +502,20 @@ struct Counter<V> {
 pub struct FrequentItems<V> {
     capacity: usize,
     counters: IdentityMap<Counter<V>>,
+    /// The empty table the next compaction fills.
+    spare: IdentityMap<Counter<V>>,
     decremented: u64,
     seen: u64,
     next_order: u64,
 }
 
 impl<V> FrequentItems<V> {
-    /// An empty summary counting up to `capacity` keys (at least 1).
+    /// An empty summary keeping `capacity` keys (at least 1) through each compaction.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             counters: IdentityMap::default(),
+            spare: IdentityMap::default(),
             decremented: 0,
             seen: 0,
             next_order: 0,
@@ -528,25 +534,6 @@ impl<V> FrequentItems<V> {
             counter.count += count;
             return;
         }
-        let mut count = count;
-        if self.counters.len() >= self.capacity {
-            let smallest = self
-                .counters
-                .values()
-                .map(|c| c.count)
-                .min()
-                .unwrap_or(count);
-            let decrement = smallest.min(count);
-            self.counters.retain(|_, c| {
-                c.count -= decrement;
-                c.count > 0
-            });
-            self.decremented += decrement;
-            count -= decrement;
-            if count == 0 {
-                return;
-            }
-        }
         let order = self.next_order;
         self.next_order += 1;
         self.counters.insert(
@@ -557,6 +544,24 @@ impl<V> FrequentItems<V> {
                 value: make(),
             },
         );
+        if self.counters.len() > 2 * self.capacity {
+            self.compact();
+        }
+    }
+
+    /// Drops every counter by the (capacity + 1)-th largest count and keeps
+    /// the positive ones, in a fresh table.
+    fn compact(&mut self) {
+        let mut counts: Vec<u64> = self.counters.values().map(|c| c.count).collect();
+        let (_, &mut cut, _) = counts.select_nth_unstable_by(self.capacity, |a, b| b.cmp(a));
+        // Two tables take turns, so compaction allocates nothing once warm.
+        let mut fresh = std::mem::take(&mut self.spare);
+        fresh.extend(self.counters.drain().filter_map(|(hash, mut c)| {
+            c.count = c.count.checked_sub(cut).filter(|&left| left > 0)?;
+            Some((hash, c))
+        }));
+        self.spare = std::mem::replace(&mut self.counters, fresh);
+        self.decremented += cut;
     }
 
     /// Folds another summary in (Agarwal et al., "Mergeable summaries",
@@ -583,14 +588,8 @@ impl<V> FrequentItems<V> {
                 }
             }
         }
-        if self.counters.len() > self.capacity {
-            let mut counts: Vec<u64> = self.counters.values().map(|c| c.count).collect();
-            let (_, &mut cut, _) = counts.select_nth_unstable_by(self.capacity, |a, b| b.cmp(a));
-            self.counters.retain(|_, c| {
-                c.count = c.count.saturating_sub(cut);
-                c.count > 0
-            });
-            self.decremented += cut;
+        if self.counters.len() > 2 * self.capacity {
+            self.compact();
         }
     }
 
@@ -614,7 +613,7 @@ impl<V> FrequentItems<V> {
         self.seen
     }
 
-    /// How many keys are counted exactly before Misra–Gries takes over.
+    /// Half the keys counted exactly before Misra–Gries takes over.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
