@@ -393,6 +393,21 @@ impl Engine {
         Ok(result)
     }
 
+    /// Plans read-only `sql` and collects its batches, both on the CPU runtime.
+    pub(crate) async fn collect_read_only(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        sql: &str,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let (ctx, sql) = (ctx.clone(), sql.to_owned());
+        self.executor()
+            .run(async move {
+                let frame = crate::query::plan_read_only(&ctx, &sql).await?;
+                Ok(frame.collect().await?)
+            })
+            .await
+    }
+
     /// A dataset's metric history, one series per metric name.
     pub async fn dataset_metrics(
         &self,

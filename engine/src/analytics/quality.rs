@@ -546,7 +546,7 @@ impl Engine {
                 let Some(counts_sql) = queries.counts_sql else {
                     return Err(Error::internal("check", "no query for a SQL check"));
                 };
-                let counts = self.collect_sql(ctx, &counts_sql).await?;
+                let counts = self.collect_read_only(ctx, &counts_sql).await?;
                 let measurement = match &check.spec {
                     CheckSpec::RowCount { .. } => {
                         checks::measure_row_count(first_u64(&counts, "row_count")?.unwrap_or(0))
@@ -564,7 +564,7 @@ impl Engine {
                 let failing = measurement.unexpected_count.unwrap_or(0) > 0;
                 let sample = match queries.sample_sql {
                     Some(sql) if failing => {
-                        let rows = match self.collect_sql(ctx, &sql).await {
+                        let rows = match self.collect_read_only(ctx, &sql).await {
                             Ok(batches) => batches_to_json(&batches),
                             Err(e) => Err(e),
                         };
@@ -584,17 +584,6 @@ impl Engine {
                 Ok((measurement, sample))
             }
         }
-    }
-
-    async fn collect_sql(&self, ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-        let ctx = ctx.clone();
-        let sql = sql.to_owned();
-        self.executor()
-            .run(async move {
-                let frame = crate::query::plan_read_only(&ctx, &sql).await?;
-                Ok::<_, Error>(frame.collect().await?)
-            })
-            .await
     }
 
     /// A uniform sample of a numeric column's non-null values at a version.

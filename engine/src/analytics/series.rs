@@ -5,7 +5,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use datafusion::prelude::SessionContext;
 
 use super::timeseries::{self, Source, TimeseriesRequest, TimeseriesResponse};
 use crate::auth::{Action, Principal, Resource};
@@ -95,7 +94,11 @@ impl Engine {
                 (table, schema, Some(record))
             }
             Source::Sql { sql } => {
-                let frame = plan_read_only(&ctx, sql).await?;
+                let (planner, sql) = (ctx.clone(), sql.clone());
+                let frame = self
+                    .executor()
+                    .run(async move { plan_read_only(&planner, &sql).await })
+                    .await?;
                 let schema = frame.schema().as_arrow().clone();
                 ctx.register_table(SQL_SOURCE, frame.into_view())?;
                 (SQL_SOURCE.to_owned(), schema, None)
@@ -121,38 +124,31 @@ impl Engine {
             && !request.renew
             && let Some(hit) = self.inner_timeseries_cache().get(key)
         {
-            let mut answer = (*hit).clone();
-            answer.cached = true;
-            return Ok(Arc::new(answer));
+            return Ok(hit);
         }
-        let batches = self.collect_timeseries(&ctx, plan.sql()).await?;
-        let compare = match plan.compare_sql() {
-            Some(sql) => Some(self.collect_timeseries(&ctx, sql).await?),
-            None => None,
+        let timeout = self.config().query_timeout;
+        let work = async {
+            let batches = self.collect_read_only(&ctx, plan.sql()).await?;
+            let compare = match plan.compare_sql() {
+                Some(sql) => Some(self.collect_read_only(&ctx, sql).await?),
+                None => None,
+            };
+            // Pivoting, filling and downsampling up to millions of values is CPU work.
+            self.executor()
+                .run(async move { timeseries::assemble(&plan, &batches, compare.as_deref()) })
+                .await
         };
-        let mut answer = timeseries::assemble(&plan, &batches, compare.as_deref())?;
+        let mut answer = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| Error::Timeout(timeout.as_millis() as u64))??;
         answer.dataset_version = dataset.as_ref().map(|d| d.version);
         let answer = Arc::new(answer);
         if let Some(key) = key {
-            self.inner_timeseries_cache().put(key, answer.clone());
+            // Marked once here, so a hit is served without copying the answer.
+            let mut cached = (*answer).clone();
+            cached.cached = true;
+            self.inner_timeseries_cache().put(key, Arc::new(cached));
         }
         Ok(answer)
-    }
-
-    async fn collect_timeseries(
-        &self,
-        ctx: &SessionContext,
-        sql: &str,
-    ) -> Result<Vec<arrow::array::RecordBatch>> {
-        let timeout = self.config().query_timeout;
-        let (ctx, sql) = (ctx.clone(), sql.to_owned());
-        let work = self.executor().run(async move {
-            let frame = ctx.sql(&sql).await?;
-            Ok::<_, Error>(frame.collect().await?)
-        });
-        match tokio::time::timeout(timeout, work).await {
-            Ok(done) => done,
-            Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
-        }
     }
 }
