@@ -32,6 +32,7 @@ pub mod sqlite;
 pub use error::{Error, Result};
 pub use registry::Registry;
 pub use source::{
-    CheckOutcome, ColumnInfo, Connector, FailureKind, ReadOptions, Source, SourceEnv, SourceError,
+    CheckOutcome, CheckStatus, ColumnInfo, Connector, FailureKind, ReadOptions, Source, SourceEnv,
+    SourceError,
     StreamInfo,
 };

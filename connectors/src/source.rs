@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::{Error, Result};
 
 /// Why a source could not be used, in the terms a user acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The configuration is wrong: a missing field, an unknown database or table.
@@ -56,7 +56,7 @@ impl FailureKind {
 }
 
 /// A classified failure of a source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SourceError {
     /// What kind of failure.
     pub kind: FailureKind,
@@ -143,7 +143,7 @@ impl fmt::Debug for SourceEnv {
 }
 
 /// One column of a stream: the Arrow type Basin reads it as, and the source's own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ColumnInfo {
     /// Column name.
     pub name: String,
@@ -160,7 +160,7 @@ pub struct ColumnInfo {
 }
 
 /// A table, view, file set or endpoint a source can read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamInfo {
     /// Name used in reads, syncs and SQL (`public.orders`, `orders`).
     pub name: String,
@@ -251,11 +251,23 @@ pub(crate) fn text_path_schema<'a>(
     ))
 }
 
+/// The verdict of a [`check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ConnectionTestStatus)]
+pub enum CheckStatus {
+    /// The source answered with the configuration as given.
+    Succeeded,
+    /// It did not; `failure` says why.
+    Failed,
+}
+
 /// What [`check`] found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ConnectionTestOutcome)]
 pub struct CheckOutcome {
-    /// `succeeded` or `failed`.
-    pub status: &'static str,
+    /// Whether the source answered.
+    pub status: CheckStatus,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
@@ -274,7 +286,7 @@ impl CheckOutcome {
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) => Self {
-                status: "succeeded",
+                status: CheckStatus::Succeeded,
                 failure: None,
                 field: None,
                 message: None,
@@ -290,7 +302,7 @@ impl CheckOutcome {
                     other => (None, other.to_string()),
                 };
                 Self {
-                    status: "failed",
+                    status: CheckStatus::Failed,
                     failure: Some(kind),
                     field,
                     message: Some(message),

@@ -19,8 +19,9 @@ use crate::{Engine, Error, Result};
 pub(crate) const AUDIT_KEY_SECRET: &str = "basin:audit-mac-key";
 
 /// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AuditOutcome)]
 pub enum Outcome {
     /// It was done.
     Success,
@@ -38,6 +39,13 @@ impl Outcome {
             Self::Failure => "failure",
             Self::Denied => "denied",
         }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Success, Self::Failure, Self::Denied]
+            .into_iter()
+            .find(|o| o.as_str() == value)
     }
 }
 
@@ -61,7 +69,7 @@ pub struct AuditEvent {
 }
 
 /// What [`Engine::verify_audit`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditVerification {
     /// Whether the whole chain is intact.
     pub valid: bool,
@@ -72,7 +80,7 @@ pub struct AuditVerification {
 }
 
 /// Where the chain breaks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BrokenRow {
     /// The sequence number of the first row that does not fit.
     pub seq: i64,
@@ -150,6 +158,13 @@ impl Engine {
                 })
                 .transpose()
         };
+        if let Some(outcome) = filter.outcome.as_deref()
+            && Outcome::parse(outcome).is_none()
+        {
+            return Err(Error::InvalidInput(format!(
+                "outcome {outcome:?} is not one of success, failure, denied"
+            )));
+        }
         let filter = AuditFilter {
             since: normalize("since", &filter.since)?,
             until: normalize("until", &filter.until)?,

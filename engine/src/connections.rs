@@ -28,7 +28,7 @@ use crate::{Engine, Error, Result, ident};
 const CONNECT_LIMIT: Duration = Duration::from_secs(120);
 
 /// A connector type as listed for frontends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectorType {
     /// Stable type name.
     pub kind: &'static str,
@@ -474,7 +474,7 @@ fn secret_bytes(secrets: &serde_json::Map<String, Value>) -> Result<Vec<u8>> {
 }
 
 /// A discovered stream and how its schema changed since the last record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DiscoveredStream {
     /// The stream.
     #[serde(flatten)]

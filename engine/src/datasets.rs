@@ -28,7 +28,7 @@ pub enum TimeTravel {
 }
 
 /// One entry of a dataset's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     /// Delta version number.
     pub version: i64,
@@ -55,7 +55,7 @@ pub struct DatasetPatch {
 }
 
 /// Statistics of one column.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ColumnStatistics {
     /// Column name.
     pub name: String,
@@ -72,7 +72,7 @@ pub struct ColumnStatistics {
 }
 
 /// Statistics of a dataset version.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DatasetStatistics {
     /// The version described.
     pub version: i64,
@@ -142,6 +142,16 @@ pub(crate) async fn open_table(location: &str, at: Option<TimeTravel>) -> Result
         }
     }
     Ok(table)
+}
+
+/// Checks dataset tags: each 1 to 64 characters.
+pub(crate) fn validate_tags(tags: &[String]) -> Result<()> {
+    match tags.iter().find(|t| t.is_empty() || t.chars().count() > 64) {
+        Some(bad) => Err(Error::InvalidInput(format!(
+            "tag {bad:?} must be 1 to 64 characters"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Columns as the API shows them: `[{name, type, nullable}]`.
@@ -231,11 +241,7 @@ impl Engine {
             record.description = description;
         }
         if let Some(tags) = patch.tags {
-            if let Some(bad) = tags.iter().find(|t| t.is_empty() || t.len() > 64) {
-                return Err(Error::InvalidInput(format!(
-                    "tag {bad:?} must be 1 to 64 characters"
-                )));
-            }
+            validate_tags(&tags)?;
             record.tags = tags;
         }
         record.updated_at = Utc::now();
@@ -322,22 +328,23 @@ impl Engine {
         let mut record = self.dataset(name).await?;
         let table = open_table(&record.location, None).await?;
         let latest = table.version().unwrap_or_default() as i64;
-        let builder = table.restore();
-        let builder = match to {
-            TimeTravel::Version(v) if (0..=latest).contains(&v) => {
-                builder.with_version_to_restore(v as _)
-            }
+        let target = match to {
+            TimeTravel::Version(v) if (0..=latest).contains(&v) => v,
             TimeTravel::Version(v) => {
                 return Err(Error::VersionNotFound(format!(
                     "version {v} does not exist"
                 )));
             }
-            TimeTravel::AsOf(_) => {
-                let then = open_table(&record.location, Some(to)).await?;
-                builder.with_version_to_restore(then.version().unwrap_or_default())
-            }
+            TimeTravel::AsOf(_) => open_table(&record.location, Some(to))
+                .await?
+                .version()
+                .unwrap_or_default() as i64,
         };
-        let (table, _metrics) = builder.await?;
+        // The current version is current already: nothing to write.
+        if target == latest {
+            return Ok(record);
+        }
+        let (table, _metrics) = table.restore().with_version_to_restore(target as _).await?;
         snapshot_of(&table).await?.apply_to(&mut record);
         record.updated_at = Utc::now();
         self.catalog().update_dataset(&record).await?;

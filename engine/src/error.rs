@@ -10,7 +10,7 @@ use basin_connectors::file::RejectedRow;
 use basin_connectors::{FailureKind, SourceError};
 
 /// A position in SQL text, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SqlLocation {
     /// Line, starting at 1.
     pub line: u64,
@@ -19,7 +19,7 @@ pub struct SqlLocation {
 }
 
 /// Rows refused during an ingest, summarised for the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MalformedRows {
     /// How many rows were refused.
     pub count: u64,
@@ -128,6 +128,14 @@ pub enum Error {
     /// No API key with that id exists (for this caller).
     #[error("api key `{0}` not found")]
     ApiKeyNotFound(String),
+    /// The user has no grant on that dataset.
+    #[error("`{username}` has no grant on `{dataset}`")]
+    GrantNotFound {
+        /// The user.
+        username: String,
+        /// The dataset.
+        dataset: String,
+    },
     /// No session with that id exists (for this caller).
     #[error("session `{0}` not found")]
     SessionNotFound(String),
@@ -204,7 +212,7 @@ pub enum Error {
 }
 
 /// Why an analytics request was refused. Each has a stable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalyticsProblem {
     /// A column the request names is not in the source.
@@ -279,6 +287,7 @@ impl Error {
             Self::UserNotFound(_) => "user_not_found",
             Self::UserExists(_) => "user_exists",
             Self::ApiKeyNotFound(_) => "api_key_not_found",
+            Self::GrantNotFound { .. } => "grant_not_found",
             Self::SessionNotFound(_) => "session_not_found",
             Self::WeakPassword(_) => "weak_password",
             Self::LastAdmin(_) => "last_admin",

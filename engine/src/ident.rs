@@ -5,6 +5,9 @@ use crate::{Error, Result};
 /// The longest name Basin accepts.
 pub const MAX_NAME_LEN: usize = 63;
 
+/// [`validate_name`]'s rules as a regular expression, for API documents.
+pub const NAME_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
+
 /// Checks a dataset name: a lowercase letter or `_`, then lowercase letters,
 /// digits and `_`, at most [`MAX_NAME_LEN`] characters.
 ///
@@ -70,6 +73,22 @@ mod tests {
             long.as_str(),
         ] {
             assert!(validate_name(name).is_err(), "{name:?} passed");
+        }
+    }
+
+    #[test]
+    fn the_pattern_says_what_validation_does() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        for name in [
+            "orders", "_staging", "a", "Orders", "1st", "a-b", "é", "", &long, &too_long,
+        ] {
+            assert_eq!(
+                pattern.is_match(name),
+                validate_name(name).is_ok(),
+                "{name:?}"
+            );
         }
     }
 }

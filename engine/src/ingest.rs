@@ -41,7 +41,7 @@ use crate::error::MalformedRows;
 use crate::{Engine, Error, Result, ident};
 
 /// How a write relates to the dataset's existing data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Create a new dataset; fails if the name is taken.
@@ -54,7 +54,7 @@ pub enum WriteMode {
 }
 
 /// What to do with rows that do not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BadRowPolicy {
     /// Write nothing and report the bad rows.
@@ -94,7 +94,7 @@ pub struct IngestOptions {
 pub type ProgressFn = Arc<dyn Fn(Option<f64>, String) + Send + Sync>;
 
 /// What an ingest did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// The dataset written.
     pub dataset: String,
@@ -139,7 +139,7 @@ pub(crate) enum Expected {
 }
 
 /// What a write of batches or SQL did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WriteOutcome {
     /// The dataset written.
     pub dataset: String,
@@ -229,7 +229,8 @@ impl Engine {
     /// Spools an upload to a temporary file, decompressing it on the way.
     ///
     /// `limit` caps the bytes read (the request body limit); the decompressed
-    /// size is capped by the engine's `max_ingest_bytes`.
+    /// size is capped by the engine's `max_ingest_bytes`. An empty upload is
+    /// refused before anything is queued or written.
     pub async fn spool_upload<R>(&self, body: R, limit: Option<u64>) -> Result<(TempFile, u64)>
     where
         R: tokio::io::AsyncRead + Unpin + Send,
@@ -243,6 +244,12 @@ impl Engine {
         )
         .await?;
         metrics::counter!("basin_ingest_bytes_total").increment(stats.input_bytes);
+        if stats.output_bytes == 0 {
+            return Err(Error::InvalidInput(
+                "the upload is empty: send the file as the body, or as a multipart file field"
+                    .into(),
+            ));
+        }
         Ok((temp, stats.output_bytes))
     }
 
@@ -295,17 +302,23 @@ impl Engine {
                 "source {source:?} must be an absolute path"
             )));
         }
+        if source.contains('\0') {
+            return Err(Error::InvalidInput(
+                "source must not contain a NUL character".into(),
+            ));
+        }
         let resolved = match tokio::fs::canonicalize(source_path).await {
             Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Do not reveal whether paths outside the roots exist.
+            // Missing, a file used as a directory, unreadable, too long: the
+            // caller's path names no file Basin may read. Whether paths
+            // outside the roots exist is not revealed.
+            Err(_) => {
                 return Err(if self.inside_roots(&file::lexically_normal(source_path)) {
                     Error::SourceNotFound(source.to_owned())
                 } else {
                     Error::PathNotAllowed(source.to_owned())
                 });
             }
-            Err(e) => return Err(e.into()),
         };
         if !self.inside_roots(&resolved) {
             return Err(Error::PathNotAllowed(source.to_owned()));
@@ -335,6 +348,7 @@ impl Engine {
     ) -> Result<IngestReport> {
         let started = Instant::now();
         ident::validate_name(name)?;
+        crate::datasets::validate_tags(&options.tags)?;
         if options.on_error == BadRowPolicy::Quarantine {
             ident::validate_name(&format!("{name}{REJECTED_SUFFIX}"))?;
         }

@@ -19,7 +19,7 @@ use crate::catalog::SchemaHistoryRecord;
 use crate::{Engine, Error, Result};
 
 /// One column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SchemaField {
     /// Column name.
     pub name: String,
@@ -102,7 +102,7 @@ pub fn fingerprint(fields: &[SchemaField]) -> String {
 }
 
 /// What changed about a column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new column.
@@ -122,7 +122,7 @@ pub enum ChangeKind {
 }
 
 /// One difference between two schemas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SchemaChange {
     /// What kind of change.
     pub kind: ChangeKind,
@@ -340,7 +340,7 @@ fn storable_field(field: &Field) -> Field {
 }
 
 /// One side of a schema diff.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SchemaSide {
     /// Fields given inline.

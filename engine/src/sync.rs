@@ -30,7 +30,7 @@ use crate::schema::{ChangeKind, SchemaChange, diff, fields_of, parse_type, stora
 use crate::{Engine, Error, Result, ident};
 
 /// Which rows a sync reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     /// Every row, every time.
@@ -41,7 +41,7 @@ pub enum SyncMode {
 }
 
 /// How read rows land in the dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncWrite {
     /// Add the rows.
@@ -53,7 +53,7 @@ pub enum SyncWrite {
 }
 
 /// What a sync does when the stream's columns differ from the dataset's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SchemaPolicy {
     /// Write the dataset's columns only: new columns are dropped, missing ones are null.
@@ -69,7 +69,7 @@ pub enum SchemaPolicy {
 }
 
 /// One stream to sync.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SyncStream {
     /// Just the stream's name.
@@ -91,7 +91,7 @@ pub enum SyncStream {
 }
 
 /// `POST /connections/{id}/sync`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     /// Streams to sync.
@@ -127,7 +127,7 @@ struct StreamPlan {
 }
 
 /// A field mapping: a source field written as a dataset column, optionally cast.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
     /// The stream's field.

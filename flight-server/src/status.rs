@@ -33,7 +33,10 @@ fn code_of(error: &Error) -> Code {
         Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::Forbidden(_) => Code::PermissionDenied,
         Error::RateLimited { .. } => Code::ResourceExhausted,
-        Error::UserNotFound(_) | Error::ApiKeyNotFound(_) | Error::SessionNotFound(_) => {
+        Error::UserNotFound(_)
+        | Error::ApiKeyNotFound(_)
+        | Error::GrantNotFound { .. }
+        | Error::SessionNotFound(_) => {
             Code::NotFound
         }
         Error::UserExists(_) => Code::AlreadyExists,

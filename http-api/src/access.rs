@@ -344,6 +344,30 @@ pub(crate) fn find_rule(method: &Method, path: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.method == *method && r.path == path)
 }
 
+/// The methods a route template has rules for.
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    RULES
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method.as_str())
+        .collect()
+}
+
+/// `405` for a method the route does not have, naming those it has.
+fn method_not_allowed(method: &Method, allowed: &[&str]) -> Response {
+    let allow = allowed.join(", ");
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here; use {allow}"),
+    )
+    .into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 /// Where the request came from.
 pub(crate) fn client_info(request: &Request) -> ClientInfo {
     client_from(request.headers(), request.extensions())
@@ -425,6 +449,10 @@ pub(crate) async fn guard(
         .as_deref()
         .and_then(|path| find_rule(request.method(), path))
     else {
+        let allowed = template.as_deref().map(allowed_methods).unwrap_or_default();
+        if !allowed.is_empty() {
+            return method_not_allowed(request.method(), &allowed);
+        }
         // A route without a rule is a bug; refuse rather than guess.
         tracing::error!(path = %request.uri().path(), "route has no access rule");
         return ApiError::new(

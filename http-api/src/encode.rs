@@ -11,6 +11,96 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 
+/// A tabular result as JSON (`Accept: application/json`), as
+/// [`stream_body`] writes it for `/query`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryResult {
+    /// The columns and rows.
+    data: ResultSet,
+    /// About the result.
+    meta: QueryMeta,
+    /// Set when the query failed after the rows began: the rows are incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<StreamError>,
+}
+
+/// A page of a dataset as JSON, as [`stream_body`] writes it for `/preview`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewResult {
+    /// The columns and rows.
+    data: ResultSet,
+    /// About the page.
+    meta: PreviewMeta,
+    /// Set when reading failed after the rows began: the rows are incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<StreamError>,
+}
+
+/// Columns and rows; each row is an array in column order.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResultSet {
+    /// The columns, in order.
+    columns: Vec<ResultColumn>,
+    /// The rows: one value per column, JSON as Arrow's writer encodes it.
+    rows: Vec<Vec<Value>>,
+}
+
+/// One result column.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResultColumn {
+    /// Column name.
+    name: String,
+    /// Arrow type as Arrow spells it.
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+/// `meta` of a query result.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct QueryMeta {
+    /// Time to plan the query.
+    planning_ms: u64,
+    /// Rows in `data`.
+    row_count: u64,
+}
+
+/// `meta` of a dataset page.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PreviewMeta {
+    /// The version read.
+    version: i64,
+    /// Where the page is.
+    page: PreviewPage,
+    /// Rows in `data`.
+    row_count: u64,
+}
+
+/// A dataset page's place.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PreviewPage {
+    /// Page size asked for.
+    limit: u64,
+    /// Rows skipped.
+    offset: u64,
+    /// Rows in the version.
+    total: i64,
+}
+
+/// How a streamed result ended early.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StreamError {
+    /// The stable error code.
+    code: String,
+}
+
 /// A response encoding for tabular results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultFormat {
@@ -226,4 +316,52 @@ pub fn stream_body(
         }
     });
     Body::from_stream(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    use super::*;
+
+    async fn json_of(meta: Map<String, Value>) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("city", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("Oslo"), None])),
+            ],
+        )
+        .unwrap();
+        let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter([Ok(batch)]));
+        let body = stream_body(Box::pin(stream), ResultFormat::Json, meta);
+        axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn json_results_have_the_documented_shape() {
+        let mut meta = Map::new();
+        meta.insert("planning_ms".into(), json!(3));
+        let query: QueryResult = serde_json::from_slice(&json_of(meta).await).unwrap();
+        assert_eq!(query.meta.row_count, 2);
+        assert_eq!(query.data.columns[1].name, "city");
+        assert_eq!(query.data.rows[1], vec![json!(2), Value::Null]);
+
+        let mut meta = Map::new();
+        meta.insert("version".into(), json!(0));
+        meta.insert("page".into(), json!({"limit": 100, "offset": 0, "total": 2}));
+        let preview: PreviewResult = serde_json::from_slice(&json_of(meta).await).unwrap();
+        assert_eq!(preview.meta.page.total, 2);
+    }
 }

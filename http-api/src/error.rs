@@ -84,6 +84,7 @@ fn status_of(error: &EngineError) -> StatusCode {
         EngineError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         EngineError::UserNotFound(_)
         | EngineError::ApiKeyNotFound(_)
+        | EngineError::GrantNotFound { .. }
         | EngineError::SessionNotFound(_) => StatusCode::NOT_FOUND,
         EngineError::UserExists(_) | EngineError::LastAdmin(_) => StatusCode::CONFLICT,
         EngineError::WeakPassword(_) => StatusCode::BAD_REQUEST,

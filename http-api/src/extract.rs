@@ -1,6 +1,6 @@
 //! Extractors whose rejections use the API's error envelope.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `axum::Json`, with rejections in the error envelope.
+/// `axum::Json`, with rejections in the error envelope. Every request body
+/// of the API is a JSON object: serde would also read a struct from an array
+/// of its fields in order, which the document does not allow.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -47,35 +49,119 @@ where
             )
             .with_hint("send the body with content-type: application/json"));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "request body is too large",
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_json",
-                        rejection.body_text(),
-                    )
-                }
-            })?;
-        if nesting_depth(&bytes) > max_depth {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("the JSON body is nested deeper than {max_depth} levels"),
-            ));
-        }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let route = BodyRoute::of(&req);
+        let bytes = read_body(req, state).await?;
+        body_of(&route, &bytes, max_depth).map(Self)
+    }
+}
+
+/// The route a request matched and what its body is checked against.
+pub(crate) struct BodyRoute {
+    method: axum::http::Method,
+    template: Option<String>,
+    shapes: Option<std::sync::Arc<crate::body_shape::BodyShapes>>,
+}
+
+impl BodyRoute {
+    fn of(req: &Request) -> Self {
+        Self {
+            method: req.method().clone(),
+            template: req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().trim_start_matches("/api/v1").to_owned()),
+            shapes: req
+                .extensions()
+                .get::<std::sync::Arc<crate::body_shape::BodyShapes>>()
+                .cloned(),
         }
     }
+}
+
+/// A JSON object body read as `T`: not nested too deep, an object, the shape
+/// the route documents, then what `T` says.
+fn body_of<T: DeserializeOwned>(
+    route: &BodyRoute,
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<T, ApiError> {
+    if nesting_depth(bytes) > max_depth {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the JSON body is nested deeper than {max_depth} levels"),
+        ));
+    }
+    if !is_object(bytes) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    if let (Some(shapes), Some(template)) = (&route.shapes, &route.template) {
+        shapes.check(&route.method, template, &value)?;
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let message = if at == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{at}: {}", e.into_inner())
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    })
+}
+
+/// A JSON body that may be left out (empty, or `null`), meaning `T`'s
+/// defaults; otherwise read as [`Json`] reads one, whatever the content type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let max_depth = req
+            .extensions()
+            .get::<JsonDepth>()
+            .map_or(DEFAULT_JSON_DEPTH, |d| d.0);
+        let route = BodyRoute::of(&req);
+        let bytes = read_body(req, state).await?;
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
+            return Ok(Self(T::default()));
+        }
+        body_of(&route, &bytes, max_depth).map(Self)
+    }
+}
+
+/// The request body, within the body limit.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is too large",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", rejection.body_text())
+            }
+        })
+}
+
+/// Whether JSON text is an object (by its first token; parsing says the rest).
+pub(crate) fn is_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The deepest nesting of arrays and objects in JSON text (strings skipped),
@@ -106,23 +192,6 @@ fn nesting_depth(bytes: &[u8]) -> usize {
     deepest
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let text = rejection.body_text();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(status, "payload_too_large", "request body is too large");
-    }
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            text,
-        )
-        .with_hint("send the body with content-type: application/json"),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", text),
-    }
-}
-
 /// `axum::extract::Query`, with rejections in the error envelope.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
@@ -148,6 +217,54 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
         "invalid_query_parameter",
         rejection.body_text(),
     )
+}
+
+/// `axum::extract::Path`, with rejections in the error envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path_parameter",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// `axum::extract::ws::WebSocketUpgrade`, refusing a request that is not a
+/// WebSocket handshake with `426 upgrade_required` in the error envelope.
+pub struct WebSocketUpgrade(pub axum::extract::ws::WebSocketUpgrade);
+
+impl<S> FromRequestParts<S> for WebSocketUpgrade
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| {
+                ApiError::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "upgrade_required",
+                    rejection.body_text(),
+                )
+                .with_hint("open this route as a WebSocket (Connection: upgrade, Upgrade: websocket)")
+            })
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! state-changing requests in the audit log.
 
 mod access;
+mod body_shape;
 mod encode;
+mod envelope;
 mod error;
 mod extract;
 mod openapi;
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
     // After routing, so the guard sees the matched route and its parameters.
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), access::guard));
     // The document never changes after startup: serialize it once.
+    let document = openapi::finish(document);
+    let body_shapes = std::sync::Arc::new(body_shape::BodyShapes::from_document(&document));
     let document = axum::body::Bytes::from(
         serde_json::to_vec(&document).expect("the OpenAPI document serializes"),
     );
@@ -98,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(extract::JsonDepth(
             state.config.max_json_depth,
         )))
+        .layer(axum::Extension(body_shapes))
         .layer(DefaultBodyLimit::max(body_limit));
     let router = match cors(&state.config.cors_origins) {
         Some(cors) => router.layer(cors),
@@ -106,21 +111,28 @@ pub fn router(state: AppState) -> Router {
     router.with_state(state)
 }
 
+/// The OpenAPI 3.1 document of `/api/v1`, as `GET /api/v1/openapi.json`
+/// serves it.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::finish(api_routes().split_for_parts().1)
+}
+
 /// Every `/api/v1` route, with its OpenAPI description.
 fn api_routes() -> OpenApiRouter<AppState> {
+    use openapi::DocumentedRoutes as _;
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(routes::datasets::router())
-        .merge(routes::query::router())
-        .merge(routes::jobs::router())
-        .merge(routes::events::router())
-        .merge(routes::auth::router())
-        .merge(routes::users::router())
-        .merge(routes::api_keys::router())
-        .merge(routes::audit::router())
-        .merge(routes::connections::router())
-        .merge(routes::pipelines::router())
-        .merge(routes::ws::router())
-        .merge(routes::analytics::router())
+        .merge_documented(routes::datasets::router())
+        .merge_documented(routes::query::router())
+        .merge_documented(routes::jobs::router())
+        .merge_documented(routes::events::router())
+        .merge_documented(routes::auth::router())
+        .merge_documented(routes::users::router())
+        .merge_documented(routes::api_keys::router())
+        .merge_documented(routes::audit::router())
+        .merge_documented(routes::connections::router())
+        .merge_documented(routes::pipelines::router())
+        .merge_documented(routes::ws::router())
+        .merge_documented(routes::analytics::router())
 }
 
 /// CORS for the configured origins, with credentials (the session cookie).

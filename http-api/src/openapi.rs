@@ -17,7 +17,22 @@ use crate::error::{ErrorDetail, ErrorEnvelope};
     servers((url = "/api/v1", description = "this server")),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ErrorEnvelope, ErrorDetail)),
+    // Schemas that only parameters refer to: utoipa registers the schemas
+    // of bodies by itself, not those of parameters.
+    components(schemas(
+        ErrorEnvelope,
+        ErrorDetail,
+        Identifier,
+        basin_engine::audit::Outcome,
+        basin_engine::catalog::JobStatus,
+        basin_engine::catalog::RunStatus,
+        basin_engine::ingest::WriteMode,
+        basin_engine::ingest::BadRowPolicy,
+        basin_engine::pipelines::store::Direction,
+        basin_connectors::file::FormatKind,
+        // Drawn by hand for `filters` (a filter or a list of them).
+        basin_engine::analytics::timeseries::Filter,
+    )),
     tags(
         (name = "datasets", description = "Create, ingest, browse, time-travel and restore datasets"),
         (name = "query", description = "Ad-hoc SQL, streamed"),
@@ -38,5 +53,542 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The document as served: the routes' operations and schemas with the
+/// common failure responses, unions spelled out for client generators, and
+/// the real bounds of unsigned integers.
+pub(crate) fn finish(mut document: utoipa::openapi::OpenApi) -> serde_json::Value {
+    add_common_responses(&mut document);
+    let mut document = serde_json::to_value(&document).expect("the OpenAPI document serializes");
+    spell_out_unions(&mut document);
+    add_unsigned_bounds(&mut document);
+    document
+}
+
+/// utoipa draws a struct that flattens a tagged enum (a check: its common
+/// fields and one of its types' fields) as `allOf` of the fields and the
+/// enum's `oneOf`, which client generators cannot make a type of. The same
+/// union, spelled out: `oneOf` of each member with the common fields.
+fn spell_out_unions(document: &mut serde_json::Value) {
+    let components = document["components"]["schemas"].clone();
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        for schema in schemas.values_mut() {
+            *schema = spelled_out(schema, &components);
+        }
+    }
+}
+
+fn spelled_out(schema: &serde_json::Value, components: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let resolve = |part: &Value| -> Value {
+        part.get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map_or_else(|| part.clone(), |name| components[name].clone())
+    };
+    if let Some(Value::Array(members)) = schema.get("oneOf") {
+        let mut items = Vec::new();
+        for member in members {
+            let spelled = if member.get("allOf").is_some() {
+                spelled_out(member, components)
+            } else {
+                member.clone()
+            };
+            // A member that became a union adds its members.
+            match (member.get("allOf"), spelled.get("oneOf")) {
+                (Some(_), Some(Value::Array(inner))) => items.extend(inner.iter().cloned()),
+                _ => items.push(spelled),
+            }
+        }
+        let mut schema = schema.clone();
+        schema["oneOf"] = Value::Array(items);
+        return schema;
+    }
+    let Some(Value::Array(parts)) = schema.get("allOf") else {
+        return schema.clone();
+    };
+    let parts: Vec<Value> = parts.iter().map(|p| spelled_out(&resolve(p), components)).collect();
+    let Some(union) = parts.iter().position(|p| p.get("oneOf").is_some()) else {
+        return schema.clone();
+    };
+    let members = parts[union]["oneOf"].as_array().cloned().unwrap_or_default();
+    let common: Vec<&Value> = parts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != union)
+        .map(|(_, p)| p)
+        .collect();
+    let merged: Vec<Value> = members
+        .iter()
+        .map(|member| {
+            let mut object = serde_json::json!({"type": "object", "properties": {}, "required": []});
+            for part in std::iter::once(&resolve(member)).chain(common.iter().copied()) {
+                if let Some(properties) = part["properties"].as_object() {
+                    for (name, property) in properties {
+                        object["properties"][name] = property.clone();
+                    }
+                }
+                for required in part["required"].as_array().into_iter().flatten() {
+                    if let Some(list) = object["required"].as_array_mut()
+                        && !list.contains(required)
+                    {
+                        list.push(required.clone());
+                    }
+                }
+                if part.get("additionalProperties") == Some(&Value::Bool(false)) {
+                    object["additionalProperties"] = Value::Bool(false);
+                }
+            }
+            let described = resolve(member);
+            if let Some(description) = member.get("description").or(described.get("description")) {
+                object["description"] = description.clone();
+            }
+            object
+        })
+        .collect();
+    let mut union = serde_json::json!({"oneOf": merged});
+    if let Some(description) = schema.get("description") {
+        union["description"] = description.clone();
+    }
+    union
+}
+
+/// utoipa writes an unsigned integer as `format: int32` or `int64` with
+/// `minimum: 0`; the format alone would cap it at the signed maximum, below
+/// what the server accepts. Each gets its real maximum.
+fn add_unsigned_bounds(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(serde_json::Value::String(t)) => t == "integer",
+                Some(serde_json::Value::Array(types)) => types.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            let unsigned = map.get("minimum").and_then(serde_json::Value::as_u64) == Some(0);
+            if integer && unsigned && !map.contains_key("maximum") {
+                let maximum = match map.get("format").and_then(serde_json::Value::as_str) {
+                    Some("int32") => Some(u64::from(u32::MAX)),
+                    Some("int64") => Some(u64::MAX),
+                    _ => None,
+                };
+                if let Some(maximum) = maximum {
+                    map.insert("maximum".into(), maximum.into());
+                }
+            }
+            map.values_mut().for_each(add_unsigned_bounds);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(add_unsigned_bounds),
+        _ => {}
+    }
+}
+
+/// Failures any operation can answer with, added to each operation that does
+/// not describe them itself: bad parameters or bodies (400), credentials
+/// (401, 403), rate limits (429), the request deadline (503), and for
+/// operations with path parameters or bodies, 404 and 413/415.
+fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Ref, RefOr};
+    const COMMON: [(&str, &str, &str); 8] = [
+        ("400", "BadRequest", "a parameter or the body is invalid"),
+        ("401", "Unauthenticated", "no valid credentials (`WWW-Authenticate` says how to send them)"),
+        ("403", "Forbidden", "the caller may not do this"),
+        ("404", "NotFound", "what the path names does not exist"),
+        ("413", "PayloadTooLarge", "the body is larger than `http.body_limit`"),
+        ("415", "UnsupportedMediaType", "the body is not `application/json`"),
+        ("429", "RateLimited", "too many requests: retry after `Retry-After` seconds"),
+        ("503", "RequestTimeout", "the request ran past `http.request_timeout`"),
+    ];
+    let components = document.components.get_or_insert_with(Default::default);
+    for (_, name, description) in COMMON {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build();
+        components.responses.insert(name.to_owned(), RefOr::T(response));
+    }
+    for (path, item) in document.paths.paths.iter_mut() {
+        let has_path_parameters = path.contains('{');
+        for operation in operations_mut(item) {
+            let open = operation
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            let body = operation.request_body.as_ref();
+            let json_body = body.is_some_and(
+                |b| matches!(b, RefOr::T(b) if b.content.contains_key("application/json")),
+            );
+            for (status, name, _) in COMMON {
+                let applies = match status {
+                    "401" | "403" => !open,
+                    "404" => has_path_parameters,
+                    "413" => body.is_some(),
+                    "415" => json_body,
+                    _ => true,
+                };
+                if applies && !operation.responses.responses.contains_key(status) {
+                    operation.responses.responses.insert(
+                        status.to_owned(),
+                        RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The schema of a body of bytes: a file to upload, an Arrow IPC stream.
+pub(crate) struct BinaryBody;
+
+impl utoipa::PartialSchema for BinaryBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BinaryBody {}
+
+/// The schema of names users choose (datasets, connections, pipelines,
+/// users, checks): the rules of [`basin_engine::ident::validate_name`].
+pub(crate) struct Identifier;
+
+impl utoipa::PartialSchema for Identifier {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "lowercase letters, digits and `_`, starting with a letter or `_`, at most 63 characters",
+            ))
+            .pattern(Some(basin_engine::ident::NAME_PATTERN))
+            .examples(["sales"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Identifier {}
+
+/// The schema of an email address as the server checks it: something, `@`,
+/// a domain with a dot, no spaces.
+pub(crate) struct Email;
+
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^[^@\s]+@\S*\.\S*$"))
+            .max_length(Some(254))
+            .examples(["ann@example.com"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
+
+/// The schema of a dataset tag: 1 to 64 characters.
+pub(crate) struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
+
+/// The schema of a new password: the length rules of the password policy
+/// (the rest of the policy is checked by the server).
+pub(crate) struct NewPassword;
+
+impl utoipa::PartialSchema for NewPassword {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use basin_engine::auth::password::{MAX_LEN, MIN_LEN};
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "12 to 256 characters, not containing the username, not one repeated character",
+            ))
+            .min_length(Some(MIN_LEN))
+            .max_length(Some(MAX_LEN))
+            .examples(["correct horse battery staple"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NewPassword {}
+
+/// The schema of a body that flattens two structs into one object: the
+/// properties and required fields of both, and nothing else. (utoipa draws a
+/// flattened field as `allOf`, which together with `additionalProperties:
+/// false` on either part would admit no object at all.)
+pub(crate) fn merged_object<A: utoipa::PartialSchema, B: utoipa::PartialSchema>(
+    description: &str,
+    example: serde_json::Value,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let mut merged = utoipa::openapi::schema::Object::new();
+    for part in [A::schema(), B::schema()] {
+        let RefOr::T(Schema::Object(object)) = part else {
+            unreachable!("merged_object takes structs, whose schemas are objects")
+        };
+        merged.properties.extend(object.properties);
+        merged.required.extend(object.required);
+    }
+    merged.description = Some(description.to_owned());
+    merged.examples = vec![example];
+    merged.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    RefOr::T(Schema::Object(merged))
+}
+
+/// Routes whose schemas join the document only when no other schema already
+/// has their name. utoipa keys components by their last path segment, so two
+/// types named alike in different modules would otherwise share one entry,
+/// and every operation but one would point at the wrong schema.
+pub(crate) trait DocumentedRoutes {
+    /// `OpenApiRouter::routes`, refusing a schema whose name is taken by a
+    /// different schema.
+    fn documented(self, routes: utoipa_axum::router::UtoipaMethodRouter<crate::AppState>) -> Self;
+    /// `OpenApiRouter::merge`, with the same refusal.
+    fn merge_documented(self, other: Self) -> Self;
+}
+
+impl DocumentedRoutes for utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    fn documented(
+        self,
+        (schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<crate::AppState>,
+    ) -> Self {
+        let mut seen = component_schemas(&self);
+        for (name, schema) in &schemas {
+            claim(&mut seen, name, schema);
+        }
+        self.routes((schemas, paths, method_router))
+    }
+
+    fn merge_documented(self, other: Self) -> Self {
+        let mut seen = component_schemas(&self);
+        for (name, schema) in component_schemas(&other) {
+            claim(&mut seen, &name, &schema);
+        }
+        self.merge(other)
+    }
+}
+
+type SchemaByName =
+    std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>;
+
+fn component_schemas(router: &utoipa_axum::router::OpenApiRouter<crate::AppState>) -> SchemaByName {
+    router
+        .get_openapi()
+        .components
+        .as_ref()
+        .map(|c| c.schemas.clone().into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Records `schema` under `name`; a different schema there already is a
+/// programming error that every test building the router reports.
+fn claim(
+    seen: &mut SchemaByName,
+    name: &str,
+    schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+) {
+    match seen.get(name) {
+        Some(existing) if existing != schema => {
+            panic!("two different schemas are named `{name}` in the OpenAPI document: give one a `#[schema(as = …)]` name")
+        }
+        Some(_) => {}
+        None => {
+            seen.insert(name.to_owned(), schema.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn document() -> Value {
+        super::finish(crate::api_routes().split_for_parts().1)
+    }
+
+    /// Every `$ref` in `value`, with where it was found.
+    fn refs<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key == "$ref" {
+                        out.push((at.clone(), child.as_str().unwrap_or_default()));
+                    } else {
+                        refs(child, format!("{at}/{key}"), out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    refs(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let document = document();
+        let mut found = Vec::new();
+        refs(&document, String::new(), &mut found);
+        assert!(!found.is_empty());
+        for (at, reference) in found {
+            let target = reference
+                .strip_prefix('#')
+                .and_then(|pointer| document.pointer(pointer));
+            assert!(target.is_some(), "{at}: {reference} is not defined");
+        }
+    }
+
+    #[test]
+    fn every_json_answer_is_a_named_type() {
+        let document = document();
+        let mut checked = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let Some(schema) = response.pointer("/content/application~1json/schema") else {
+                        continue;
+                    };
+                    assert!(
+                        schema.get("$ref").is_some(),
+                        "{method} {path} {status}: the JSON body is not a named type: {schema}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} JSON answers");
+    }
+
+    #[test]
+    fn no_schema_combines_parts_that_forbid_each_other() {
+        // In `allOf`, a part that forbids additional properties admits only
+        // objects without the properties the other parts add: none, in
+        // practice, when those are required.
+        let document = document();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let resolve = |part: &Value| -> Value {
+            match part
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                Some(name) => schemas[name].clone(),
+                None => part.clone(),
+            }
+        };
+        let properties = |part: &Value| -> Vec<String> {
+            part["properties"]
+                .as_object()
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        for (name, schema) in schemas {
+            let Some(Value::Array(parts)) = schema.get("allOf") else {
+                continue;
+            };
+            let parts: Vec<Value> = parts.iter().map(resolve).collect();
+            for (i, part) in parts.iter().enumerate() {
+                if part.get("additionalProperties") != Some(&Value::Bool(false)) {
+                    continue;
+                }
+                let own = properties(part);
+                for (j, other) in parts.iter().enumerate() {
+                    for property in properties(other) {
+                        assert!(
+                            i == j || own.contains(&property),
+                            "{name}: part {i} forbids `{property}`, which part {j} describes"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let document = document();
+        let mut ids = std::collections::BTreeSet::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "operationId `{id}` is used twice");
+            }
+        }
+    }
+
+    #[test]
+    fn dataset_names_in_paths_follow_the_identifier_rules() {
+        let document = document();
+        let mut checked = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for operation in item.as_object().unwrap().values() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let name = parameter["name"].as_str().unwrap();
+                    let is_dataset = (path.starts_with("/datasets/{name}") && name == "name")
+                        || name == "dataset";
+                    if is_dataset && parameter["in"] == "path" {
+                        assert_eq!(
+                            parameter["schema"]["$ref"], "#/components/schemas/Identifier",
+                            "{path}: {name}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 15, "only {checked} dataset parameters");
+        assert_eq!(
+            document["components"]["schemas"]["Identifier"]["pattern"],
+            basin_engine::ident::NAME_PATTERN
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "two different schemas are named `Body`")]
+    fn schemas_named_alike_are_refused() {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut seen = super::SchemaByName::new();
+        let text = ObjectBuilder::new().schema_type(Type::String).into();
+        let number = ObjectBuilder::new().schema_type(Type::Number).into();
+        super::claim(&mut seen, "Body", &text);
+        super::claim(&mut seen, "Body", &text);
+        super::claim(&mut seen, "Body", &number);
     }
 }

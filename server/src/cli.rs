@@ -1,5 +1,5 @@
 //! The command line: `serve`, `query`, `ingest`, `datasets`, `rotate-key`,
-//! `pipeline validate|plan|run`.
+//! `pipeline validate|plan|run`, `openapi`.
 //!
 //! `query`, `ingest` and `datasets` work on the data directory directly, or on
 //! a running server with `--server URL` and an API key or session token
@@ -104,6 +104,9 @@ enum Command {
         #[command(subcommand)]
         action: PipelineAction,
     },
+    /// Print the REST API's OpenAPI 3.1 document (the one `GET
+    /// /api/v1/openapi.json` serves), for client generators.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +284,13 @@ async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::R
             Ok(())
         }
         Command::Serve { .. } => serve(config).await,
+        Command::Openapi => {
+            let document = basin_http_api::openapi_document();
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &document)?;
+            writeln!(out)?;
+            Ok(())
+        }
         Command::Pipeline { action } => crate::pipeline_cli::run(&config, action_of(action)).await,
         Command::Query {
             sql,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// The kinds of file Basin reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FormatKind {
     /// Delimited text.
@@ -70,7 +70,7 @@ impl std::fmt::Display for FormatKind {
 }
 
 /// Transparent compression wrapped around a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// Plain bytes.
@@ -96,7 +96,7 @@ impl Compression {
 }
 
 /// CSV options a caller may set; everything left out is sniffed from the data.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvOptions {
     /// Field delimiter, one ASCII character (`,`, `;`, `\t`, `|`, ...).
@@ -119,6 +119,13 @@ impl CsvOptions {
     /// The quote as a byte, if given.
     pub fn quote_byte(&self) -> Result<Option<u8>> {
         single_ascii("quote", self.quote.as_deref())
+    }
+
+    /// Checks the options that are given, before any data is read.
+    pub fn validate(&self) -> Result<()> {
+        self.delimiter_byte()?;
+        self.quote_byte()?;
+        Ok(())
     }
 }
 

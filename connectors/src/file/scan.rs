@@ -139,11 +139,34 @@ pub async fn infer_schema(
             let schema = joined.map_err(|e| Error::Io(std::io::Error::other(e)))??;
             Ok(std::sync::Arc::new(schema))
         }
+        // DataFusion reports an unreadable Arrow file as an internal error;
+        // Arrow's own readers say what is wrong with it.
+        None if format.kind == FormatKind::Arrow => {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || arrow_schema(&path))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        }
         None => Ok(scan(ctx, path, format, options)
             .await?
             .schema()
             .inner()
             .clone()),
+    }
+}
+
+/// The schema of an Arrow IPC file, or of an IPC stream.
+fn arrow_schema(path: &Path) -> Result<SchemaRef> {
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+    let file_error = match arrow::ipc::reader::FileReader::try_new(open()?, None) {
+        Ok(reader) => return Ok(reader.schema()),
+        Err(e) => e,
+    };
+    match arrow::ipc::reader::StreamReader::try_new(open()?, None) {
+        Ok(reader) => Ok(reader.schema()),
+        Err(stream_error) => Err(Error::Malformed(format!(
+            "not an Arrow IPC file ({file_error}) or stream ({stream_error})"
+        ))),
     }
 }
 
@@ -160,5 +183,28 @@ mod tests {
         assert_eq!(null_regex(&format), None);
         format.csv.null_values = vec!["NA".into(), "n/a".into(), "(null)".into()];
         assert_eq!(null_regex(&format).unwrap(), r"^(?:NA|n/a|\(null\)|)$");
+    }
+
+    #[test]
+    fn arrow_files_and_streams_give_their_schema_and_garbage_is_malformed() {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        use arrow::record_batch::RecordBatch;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = std::sync::Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(Int64Array::from(vec![1]))]).unwrap();
+        let file_path = dir.path().join("t.arrow");
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&file_path).unwrap(), &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let stream_path = dir.path().join("t.arrows");
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(std::fs::File::create(&stream_path).unwrap(), &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(arrow_schema(&file_path).unwrap(), schema);
+        assert_eq!(arrow_schema(&stream_path).unwrap(), schema);
+        let garbage = dir.path().join("bad.arrow");
+        std::fs::write(&garbage, b"[12938, 126928]").unwrap();
+        assert!(matches!(arrow_schema(&garbage), Err(Error::Malformed(_))));
     }
 }

@@ -25,7 +25,7 @@ use crate::{Error, Result};
 pub const REPORTED_REJECTS: usize = 100;
 
 /// One row that could not be read as the schema says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     /// 1-based line in the (decompressed) file where the record starts.
     pub line: u64,
@@ -36,7 +36,7 @@ pub struct RejectedRow {
 }
 
 /// The outcome of validating a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ValidationReport {
     /// Data records seen (header excluded).
     pub rows_total: u64,

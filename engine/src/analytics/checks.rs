@@ -80,7 +80,8 @@ const KS_ALPHA: f64 = 0.05;
 ///
 /// Unknown keys are refused: the check's own fields are checked by
 /// [`CheckSpec`], which receives every key this struct does not know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "amount_not_null", "type": "not_null", "column": "amount"}))]
 pub struct CheckDefinition {
     /// Unique per dataset; lowercase letters, digits and `_`, starting with a
     /// letter or `_`, at most 63 characters.
@@ -113,7 +114,7 @@ pub struct CheckDefinition {
 // deny_unknown_fields lives here, not on CheckDefinition: a flattened
 // internally tagged enum only borrows the buffered keys, so the outer struct
 // would see every key of the spec as unknown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CheckSpec {
     /// The column has no nulls.
@@ -248,7 +249,7 @@ impl CheckSpec {
 }
 
 /// A column a `schema` check expects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedColumn {
     /// The column's name.
@@ -264,7 +265,7 @@ pub struct ExpectedColumn {
 }
 
 /// How a `distribution_drift` check compares distributions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftMethod {
     /// Population stability index over the reference's quantile bins.
@@ -275,8 +276,9 @@ pub enum DriftMethod {
 }
 
 /// How a failing check is reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CheckSeverity)]
 pub enum Severity {
     /// As a failure.
     #[default]
@@ -286,8 +288,9 @@ pub enum Severity {
 }
 
 /// The result of running a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CheckOutcome)]
 pub enum Outcome {
     /// The data is as expected.
     Pass,
@@ -353,6 +356,28 @@ impl Condition {
         }
     }
 }
+
+impl utoipa::PartialSchema for Condition {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "a comparison with a finite number: `>`, `>=`, `<`, `<=`, `==` (or `=`), `!=` (or `<>`), e.g. `> 10`",
+            ))
+            .pattern(Some(CONDITION_PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Condition {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "CheckCondition".into()
+    }
+}
+
+/// What [`Condition`]'s parser accepts, for the API document.
+const CONDITION_PATTERN: &str =
+    r"^\s*(>=|<=|!=|<>|==|>|<|=)\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$";
 
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -453,7 +478,7 @@ pub struct CheckQueries {
 }
 
 /// What a check observed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Measurement {
     /// Rows (or values) considered.
     pub element_count: Option<u64>,

@@ -47,14 +47,16 @@ const PROGRESS_EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_s
 const PROFILES_KEPT: u32 = 20;
 
 /// What a profile request may choose; everything is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRequest {
     /// Profile only these columns (all when absent).
     pub columns: Option<Vec<String>>,
     /// How many frequent values to report per column (1–100, default 10).
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<usize>,
     /// Histogram bins per numeric or temporal column (1–200, default 20).
+    #[schema(minimum = 1, maximum = 200)]
     pub histogram_bins: Option<usize>,
 }
 
@@ -82,7 +84,7 @@ impl ProfileRequest {
 }
 
 /// A stored profile with the dataset facts around it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DatasetProfile {
     /// The dataset.
     pub dataset: String,
@@ -102,7 +104,7 @@ pub struct DatasetProfile {
 }
 
 /// A metric's points, as columns a chart can take.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct MetricSeries {
     /// When each point was measured.
     pub time: Vec<DateTime<Utc>>,
@@ -113,7 +115,7 @@ pub struct MetricSeries {
 }
 
 /// The numbers a home dashboard shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DashboardStats {
     /// Live datasets the caller may see, with their rows and bytes.
     pub datasets: DatasetTotals,
@@ -130,7 +132,7 @@ pub struct DashboardStats {
 }
 
 /// Totals over the visible datasets.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct DatasetTotals {
     /// How many.
     pub count: u64,
@@ -141,7 +143,7 @@ pub struct DatasetTotals {
 }
 
 /// A dataset and its last write.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecentWrite {
     /// The dataset.
     pub dataset: String,
@@ -154,7 +156,7 @@ pub struct RecentWrite {
 }
 
 /// A check that does not pass.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailingCheck {
     /// The dataset.
     pub dataset: String,

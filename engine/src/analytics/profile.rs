@@ -114,7 +114,7 @@ impl Default for ProfileOptions {
 }
 
 /// A table's profile.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TableProfile {
     /// Rows profiled.
     pub rows: u64,
@@ -130,7 +130,7 @@ pub struct TableProfile {
 }
 
 /// The broad kind of a column, which decides its statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
     /// Integers, floats and decimals.
@@ -153,7 +153,7 @@ pub enum ColumnKind {
 /// `"NaN"`, `"inf"`, `"-inf"`), RFC 3339 strings for dates and timestamps
 /// (timestamps in the column's time zone, else UTC), strings for text and
 /// booleans for booleans.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ColumnProfile {
     /// The column's name.
     pub name: String,
@@ -247,7 +247,7 @@ pub struct ColumnProfile {
 }
 
 /// Quantiles of a column, rendered like its values.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Quantiles {
     /// 1st percentile.
     pub p1: Value,
@@ -266,7 +266,7 @@ pub struct Quantiles {
 }
 
 /// An equal-width histogram.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Histogram {
     /// Bin edges, one more than bins, rendered like the column's values.
     pub edges: Vec<Value>,
@@ -276,7 +276,7 @@ pub struct Histogram {
 }
 
 /// A frequent value.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TopValue {
     /// The value.
     pub value: Value,
@@ -285,7 +285,7 @@ pub struct TopValue {
 }
 
 /// Text lengths in characters.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LengthStats {
     /// The shortest.
     pub min: u64,
@@ -296,7 +296,7 @@ pub struct LengthStats {
 }
 
 /// A recognized text pattern.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Pattern {
     /// `email`, `url`, `uuid`, `ipv4`, `ipv6`, `iso_date`, `iso_datetime`,
     /// `integer_text`, `decimal_text` or `phone`.
@@ -306,7 +306,7 @@ pub struct Pattern {
 }
 
 /// Something in the data worth a look.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Alert {
     /// The column concerned; `None` for the table.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -320,7 +320,7 @@ pub struct Alert {
 }
 
 /// Kinds of [`Alert`], after ydata-profiling's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Every non-null value is the same; the value is the distinct count (1).

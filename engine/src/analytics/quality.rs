@@ -27,7 +27,7 @@ const SAMPLE_ROWS: usize = 10;
 const DRIFT_SAMPLE: usize = 32_768;
 
 /// What started a check run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckTrigger {
     /// A user asked.
@@ -49,7 +49,7 @@ impl CheckTrigger {
 }
 
 /// A stored check with its newest result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckView {
     /// The stored check.
     #[serde(flatten)]
@@ -59,7 +59,7 @@ pub struct CheckView {
 }
 
 /// The results of one run of a dataset's checks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckRunReport {
     /// Groups these results in the history.
     pub run_id: String,

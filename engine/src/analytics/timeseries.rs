@@ -64,8 +64,14 @@ const COLUMNS_LISTED: usize = 20;
 // ---------------------------------------------------------------------------
 
 /// A time series request, in the spirit of Cube's query format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "source": {"dataset": "orders"}, "time_column": "ordered_at", "granularity": "day",
+    "date_range": ["2024-03-01", "2024-04-30"], "timezone": "Europe/Berlin",
+    "measures": [{"agg": "count"}, {"agg": "sum", "column": "amount", "name": "revenue"}],
+    "fill": "zero"
+}))]
 pub struct TimeseriesRequest {
     /// What to read: a dataset or a SQL query.
     pub source: Source,
@@ -81,12 +87,18 @@ pub struct TimeseriesRequest {
     #[serde(default = "default_timezone")]
     pub timezone: String,
     /// What to compute per bucket; at least one.
+    #[schema(min_items = 1)]
     pub measures: Vec<Measure>,
     /// Columns whose value combinations each get their own series.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dimensions: Vec<String>,
-    /// Which rows count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Which rows count: a filter, or a list of filters that must all hold.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "filters_or_list"
+    )]
+    #[schema(schema_with = filters_schema)]
     pub filters: Option<Filter>,
     /// How buckets without rows are filled.
     #[serde(default)]
@@ -96,6 +108,7 @@ pub struct TimeseriesRequest {
     pub compare_to: Option<CompareTo>,
     /// Downsample each series with LTTB to at most this many points (at least 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 3)]
     pub max_points: Option<usize>,
     /// How times are written in the answer.
     #[serde(default)]
@@ -111,8 +124,9 @@ fn default_timezone() -> String {
 }
 
 /// Where the rows come from: `{"dataset": "events"}` or `{"sql": "SELECT ..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged, deny_unknown_fields)]
+#[schema(as = TimeseriesSource)]
 pub enum Source {
     /// A dataset, by name.
     Dataset {
@@ -127,7 +141,7 @@ pub enum Source {
 }
 
 /// A date range: two bounds, or a name relative to now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum DateRange {
     /// `[from, to]`. A date-only `from` is local midnight and a date-only
@@ -140,7 +154,7 @@ pub enum DateRange {
 }
 
 /// The second range of a comparison.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CompareTo {
     /// An explicit `[from, to]`, read like [`DateRange::Absolute`].
@@ -151,7 +165,7 @@ pub enum CompareTo {
 }
 
 /// One value computed per bucket and series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Measure {
     /// The aggregate.
@@ -164,6 +178,7 @@ pub struct Measure {
     pub name: Option<String>,
     /// The quantile of `percentile`, between 0 and 1 exclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     pub q: Option<f64>,
     /// Turns the measure into a trailing window over its buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +186,7 @@ pub struct Measure {
 }
 
 /// The aggregates a measure may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Agg {
     /// Rows, or non-null values of the column.
@@ -217,17 +232,18 @@ impl Agg {
 }
 
 /// A trailing window over a measure's buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rolling {
-    /// Buckets in the window, the current one included (at least 1).
+    /// Buckets in the window, the current one included (1 to 100,000).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub window: usize,
     /// How the window's values combine; nulls are skipped.
     pub agg: RollingAgg,
 }
 
 /// How a rolling window combines its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RollingAgg {
     /// The sum of the window's values.
@@ -243,7 +259,7 @@ pub enum RollingAgg {
 /// Which rows count: conditions combined with `and`, `or` and `not`.
 ///
 /// JSON: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or a
-/// [`Condition`]; a bare array means `and`.
+/// [`Condition`]; a request's `filters` may also be a list, meaning `and`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// Every filter holds.
@@ -257,8 +273,9 @@ pub enum Filter {
 }
 
 /// One comparison: `{"column": "country", "op": "eq", "value": "DE"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TimeseriesCondition)]
 pub struct Condition {
     /// The column compared.
     pub column: String,
@@ -271,7 +288,7 @@ pub struct Condition {
 }
 
 /// The comparisons a [`Condition`] may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     /// Equal.
@@ -322,10 +339,37 @@ impl FilterOp {
     }
 }
 
+/// `filters` of a request: a [`Filter`], or a list of them meaning `and`.
+fn filters_or_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Filter>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Value::Array(items)) => Filter::list(items)
+            .map(|items| Some(Filter::And(items)))
+            .map_err(de::Error::custom),
+        Some(value) => Filter::from_json(value)
+            .map(Some)
+            .map_err(de::Error::custom),
+    }
+}
+
+/// The schema of a request's `filters`: a filter or a list of filters.
+fn filters_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Type};
+    let filter = || Ref::from_schema_name(<Filter as utoipa::ToSchema>::name());
+    OneOfBuilder::new()
+        .description(Some("a filter, or a list of filters that must all hold"))
+        .item(filter())
+        .item(ArrayBuilder::new().items(filter()))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
 impl Filter {
     fn from_json(value: Value) -> Result<Self, String> {
         match value {
-            Value::Array(items) => Ok(Self::And(Self::list(items)?)),
             Value::Object(mut map) => {
                 if map.len() == 1 {
                     if let Some(items) = map.remove("and") {
@@ -380,6 +424,58 @@ impl Serialize for Filter {
     }
 }
 
+/// The combinations of [`Filter`], by their schema names.
+const FILTER_GROUPS: [(&str, &str, &str); 3] = [
+    ("TimeseriesAnd", "and", "every filter holds"),
+    ("TimeseriesOr", "or", "at least one filter holds"),
+    ("TimeseriesNot", "not", "the filter does not hold"),
+];
+
+impl utoipa::PartialSchema for Filter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{OneOfBuilder, Ref};
+        let mut one_of = OneOfBuilder::new()
+            .description(Some("a condition, or conditions combined with `and`, `or`, `not`"))
+            .item(Ref::from_schema_name(<Condition as utoipa::ToSchema>::name()));
+        for (name, _, _) in FILTER_GROUPS {
+            one_of = one_of.item(Ref::from_schema_name(name));
+        }
+        one_of.into()
+    }
+}
+
+impl utoipa::ToSchema for Filter {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "TimeseriesFilter".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        use utoipa::PartialSchema as _;
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Ref};
+        let filter = || Ref::from_schema_name(<Self as utoipa::ToSchema>::name());
+        for (name, key, description) in FILTER_GROUPS {
+            let value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> = if key == "not" {
+                filter().into()
+            } else {
+                ArrayBuilder::new().items(filter()).min_items(Some(1)).into()
+            };
+            let group = ObjectBuilder::new()
+                .description(Some(description))
+                .property(key, value)
+                .required(key)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            schemas.push((name.to_owned(), group.into()));
+        }
+        schemas.push((
+            <Condition as utoipa::ToSchema>::name().into(),
+            Condition::schema(),
+        ));
+        <Condition as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 fn single_entry<S: Serializer, T: Serialize + ?Sized>(
     serializer: S,
     key: &str,
@@ -391,7 +487,7 @@ fn single_entry<S: Serializer, T: Serialize + ?Sized>(
 }
 
 /// How buckets without rows are filled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fill {
     /// Left null.
@@ -406,7 +502,7 @@ pub enum Fill {
 }
 
 /// How times are written in the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeFormat {
     /// RFC 3339 with the local offset: `2026-03-29T00:00:00+01:00`.
@@ -1678,7 +1774,7 @@ pub fn plan(
 // ---------------------------------------------------------------------------
 
 /// The answer: one array per series and measure, ready for a chart.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TimeseriesResponse {
     /// The granularity, normalized (`hour`, `15 minutes`, `day`).
     pub granularity: String,
@@ -1711,20 +1807,21 @@ pub struct TimeseriesResponse {
 }
 
 /// One measure for one combination of dimension values.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Series {
     /// The measure's name.
     pub measure: String,
     /// Dimension name to value (null allowed).
     pub dimensions: Map<String, Value>,
     /// Bucket starts; all buckets unless downsampled.
+    #[schema(schema_with = time_axis_schema)]
     pub time: TimeAxis,
     /// The values, index-aligned with `time`.
     pub values: Vec<Option<f64>>,
 }
 
 /// The comparison range's series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Comparison {
     /// The resolved comparison range, `to` exclusive.
     pub range: TimeRange,
@@ -1737,11 +1834,13 @@ pub struct Comparison {
 }
 
 /// A range `[from, to)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TimeRange {
     /// Its first instant.
+    #[schema(schema_with = time_point_schema)]
     pub from: TimePoint,
     /// The instant after its last.
+    #[schema(schema_with = time_point_schema)]
     pub to: TimePoint,
 }
 
@@ -1795,6 +1894,32 @@ impl Serialize for TimeAxis {
         }
         seq.end()
     }
+}
+
+/// The schema of an instant as answers write it: RFC 3339 text in the
+/// request's zone, or epoch milliseconds (`time_format`).
+fn time_point_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        )
+        .build()
+        .into()
+}
+
+/// The schema of a series' instants: an array of [`time_point_schema`].
+fn time_axis_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::RefOr::T(time_point_schema()))
+        .build()
 }
 
 fn iso_time(nanos: i64, tz: Tz) -> String {

@@ -5,6 +5,15 @@ use std::fmt;
 
 use crate::{Error, Result};
 
+/// The base64 of Basic credentials: the standard alphabet, padded or not.
+/// RFC 7617 asks for padding, but common clients (the Go-based ADBC Flight
+/// SQL driver among them) leave it out; both spellings name the same bytes.
+const BASIC_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// Credentials as a transport found them.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -52,7 +61,7 @@ impl Credentials {
         }
         if scheme.eq_ignore_ascii_case("basic") {
             use base64::Engine as _;
-            let decoded = base64::engine::general_purpose::STANDARD
+            let decoded = BASIC_BASE64
                 .decode(value)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -91,6 +100,32 @@ mod tests {
         );
         assert!(Credentials::from_authorization("Digest x").is_err());
         assert!(Credentials::from_authorization("Basic !!!").is_err());
+        // Anything but the standard alphabet is refused, with the same message.
+        for malformed in ["Basic YW5u_nBh", "Basic YW5uOnBh=", "Basic YW5uOnBh==="] {
+            let err = Credentials::from_authorization(malformed).unwrap_err();
+            assert_eq!(err.to_string(), "malformed Basic credentials", "{malformed}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_decode_padded_and_unpadded() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+        // One password for each remainder of len("user:password") mod 3, and one
+        // outside ASCII.
+        for password in ["pw-1", "pw-12", "pw-123", "pässwörd-€"] {
+            let pair = format!("ann:{password}");
+            for encoded in [STANDARD.encode(&pair), STANDARD_NO_PAD.encode(&pair)] {
+                assert_eq!(
+                    Credentials::from_authorization(&format!("Basic {encoded}")).unwrap(),
+                    Credentials::Basic {
+                        username: "ann".into(),
+                        password: password.into()
+                    },
+                    "{encoded}"
+                );
+            }
+        }
         assert!(Credentials::from_header(Some(b"Bearer")).is_err());
         assert_eq!(Credentials::from_header(None).unwrap(), None);
     }

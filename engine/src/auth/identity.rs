@@ -175,7 +175,7 @@ fn invalid_credentials() -> Error {
 }
 
 fn validate_email(email: &str) -> Result<()> {
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= 254
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
@@ -846,9 +846,10 @@ impl Engine {
     ) -> Result<()> {
         let user = self.user(principal, username).await?;
         if !self.catalog().delete_grant(&user.id, dataset).await? {
-            return Err(Error::InvalidInput(format!(
-                "`{username}` has no grant on `{dataset}`"
-            )));
+            return Err(Error::GrantNotFound {
+                username: username.to_owned(),
+                dataset: dataset.to_owned(),
+            });
         }
         self.credentials_changed();
         Ok(())

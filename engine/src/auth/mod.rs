@@ -37,7 +37,7 @@ pub use identity::{
 use crate::{Error, Result};
 
 /// What a user may do, by role. Ordered: each role can do what the ones before it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads datasets, jobs and metadata; runs queries.
@@ -73,7 +73,7 @@ impl Role {
 
 /// What an API key may be used for. Scopes are independent: a `write`-only
 /// key can load data without reading any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Read actions.
@@ -108,7 +108,7 @@ impl Scope {
 }
 
 /// Access to one dataset a grant gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantAccess {
     /// Read it.
@@ -187,7 +187,7 @@ pub enum Via {
 }
 
 /// One user's extra access to one dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DatasetGrant {
     /// The dataset's name.
     pub dataset: String,

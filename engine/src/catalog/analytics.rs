@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::Result;
 
 /// A stored profile of one dataset version.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProfileRecord {
     /// Unique id.
     pub id: String,
@@ -25,7 +25,7 @@ pub struct ProfileRecord {
 }
 
 /// A quality check attached to a dataset.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckRecord {
     /// Unique id.
     pub id: String,
@@ -45,7 +45,7 @@ pub struct CheckRecord {
 }
 
 /// One evaluation of one check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckResultRecord {
     /// Position in the history; assigned by the store.
     pub seq: i64,
@@ -85,7 +85,7 @@ pub struct CheckResultRecord {
 }
 
 /// One point of a dataset metric's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MetricRecord {
     /// The dataset.
     #[serde(skip_serializing)]

@@ -8,7 +8,7 @@ use super::SecretRecord;
 use crate::Result;
 
 /// A named source connection. Secret fields are sealed elsewhere.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConnectionRecord {
     /// Stable id (UUID v7).
     pub id: String,
@@ -33,7 +33,7 @@ pub struct ConnectionRecord {
 }
 
 /// One recorded schema of a dataset or a connection stream.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SchemaHistoryRecord {
     /// Position in the whole history.
     pub seq: i64,

@@ -10,7 +10,7 @@ use crate::Result;
 use crate::auth::{DatasetGrant, Role, Scope};
 
 /// A user's row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserRecord {
     /// Stable id (UUID v7).
     pub id: String,
@@ -36,7 +36,7 @@ pub struct UserRecord {
 }
 
 /// A login session's row. The token itself is never stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     /// Stable id, shown to the user to revoke it.
     pub id: String,
@@ -62,7 +62,7 @@ pub struct SessionRecord {
 }
 
 /// An API key's row. The secret itself is never stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyRecord {
     /// Stable id.
     pub id: String,
@@ -90,7 +90,7 @@ pub struct ApiKeyRecord {
 }
 
 /// An audit entry before it is chained.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NewAuditRecord {
     /// When, RFC 3339 with microseconds, UTC (kept as text: the MAC covers these bytes).
     pub at: String,
@@ -111,7 +111,7 @@ pub struct NewAuditRecord {
 }
 
 /// A chained audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Position in the chain, from 1, without gaps.
     pub seq: i64,

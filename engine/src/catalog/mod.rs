@@ -30,7 +30,7 @@ pub use sqlite::SqliteCatalog;
 use crate::Result;
 
 /// A dataset's catalog row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DatasetRecord {
     /// Stable id; also names the storage directory, so renames move nothing.
     pub id: String,
@@ -119,7 +119,7 @@ pub struct DatasetFilter {
 }
 
 /// A job's status. Terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, not started.
@@ -165,7 +165,7 @@ impl JobStatus {
 }
 
 /// A background job's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     /// Job id (UUID v7, so ids sort by creation).
     pub id: String,

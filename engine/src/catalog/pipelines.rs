@@ -8,7 +8,7 @@ use super::Page;
 use crate::Result;
 
 /// A pipeline's row: its name and which version is active.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PipelineRecord {
     /// Stable id (UUID v7).
     pub id: String,
@@ -30,7 +30,7 @@ pub struct PipelineRecord {
 }
 
 /// One immutable version of a pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PipelineVersionRecord {
     /// The pipeline.
     pub pipeline_id: String,
@@ -49,7 +49,7 @@ pub struct PipelineVersionRecord {
 }
 
 /// A run's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Run id (UUID v7).
     pub id: String,
@@ -97,7 +97,7 @@ impl RunRecord {
 }
 
 /// A run's status. Terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Accepted, not started.
@@ -151,7 +151,7 @@ impl RunStatus {
 }
 
 /// One step's state within a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRun {
     /// The step.
     pub name: String,
@@ -185,7 +185,7 @@ pub struct StepRun {
 }
 
 /// A line of a step's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepLog {
     /// When.
     pub at: DateTime<Utc>,
@@ -196,7 +196,7 @@ pub struct StepLog {
 }
 
 /// A step's status within a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Waits for its upstream steps.

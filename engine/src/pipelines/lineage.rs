@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 use crate::session::CATALOG_NAME;
 
 /// A column of a table a plan reads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceColumn {
     /// The table, by the name it was scanned under: its bare name, or
     /// `catalog.schema.table` for a table of a connection.
@@ -68,7 +68,7 @@ pub struct SourceColumn {
 }
 
 /// How an output column comes from its sources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
     /// A plain passthrough of a column, possibly renamed.
@@ -104,7 +104,7 @@ impl Transform {
 }
 
 /// Where one output column of a plan comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ColumnLineage {
     /// The output column's name.
     pub column: String,

@@ -15,7 +15,7 @@ pub mod validate;
 use serde::{Deserialize, Serialize};
 
 /// Something validation found, pointing at a step and a place in its SQL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Diagnostic {
     /// The step, when the problem is in one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,8 +36,9 @@ pub struct Diagnostic {
 }
 
 /// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = DiagnosticSeverity)]
 pub enum Severity {
     /// Blocks running.
     Error,

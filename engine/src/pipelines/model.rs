@@ -18,7 +18,7 @@ use crate::ident::{MAX_NAME_LEN, validate_name};
 use crate::{Error, Result};
 
 /// A pipeline's definition: one immutable version's content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineDefinition {
     /// Free text.
@@ -51,7 +51,7 @@ pub struct PipelineDefinition {
 }
 
 /// One step: a `SELECT` and what becomes of its rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// The step's name; for `table` and `incremental` steps also the dataset
@@ -82,7 +82,7 @@ pub struct Step {
 
 /// A quality check attached to a step, like a dbt test on a model.
 // No `deny_unknown_fields`: serde does not support it together with `flatten`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepCheck {
     /// The check, in the form stored dataset checks take.
     #[serde(flatten)]
@@ -95,7 +95,7 @@ pub struct StepCheck {
 }
 
 /// What a step's rows become.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Materialization {
     /// A Delta dataset named after the step, replaced on each run (one commit).
@@ -127,7 +127,7 @@ impl Materialization {
 }
 
 /// How an incremental step adds rows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Incremental {
     /// Appends the rows whose `cursor` is above the dataset's largest.
@@ -143,7 +143,7 @@ pub enum Incremental {
 }
 
 /// Retries, backoff and deadline of a step. Unset fields inherit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepPolicy {
     /// Attempts after the first (default 0).
@@ -174,7 +174,7 @@ impl StepPolicy {
 }
 
 /// A typed param.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     /// The name placeholders use: `{{ name }}`.
@@ -194,7 +194,7 @@ pub struct ParamSpec {
 }
 
 /// Types of params.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     /// Text, rendered as a quoted SQL string.
@@ -214,7 +214,7 @@ pub enum ParamType {
 }
 
 /// A cron schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// Five fields (minute hour day-of-month month day-of-week), or six with seconds first.
@@ -243,7 +243,7 @@ fn is_true(value: &bool) -> bool {
 }
 
 /// Policy for fire times missed while the server was down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MissedRuns {
     /// Run nothing for them; wait for the next fire time.
@@ -254,7 +254,7 @@ pub enum MissedRuns {
 }
 
 /// Starts a run when a dataset gets a new version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
     /// The dataset to watch.
@@ -262,7 +262,7 @@ pub struct Trigger {
 }
 
 /// Where a visual editor drew a node.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Position {
     /// Horizontal.
@@ -273,7 +273,7 @@ pub struct Position {
 
 /// The visual shape of a pipeline: nodes with positions and edges. Edges
 /// are derived from the SQL; on the way back in they are checked, not trusted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisualDefinition {
     /// Free text.
@@ -305,7 +305,7 @@ pub struct VisualDefinition {
 }
 
 /// A node of the visual form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisualNode {
     /// The step name, or the source table's name.
@@ -320,7 +320,7 @@ pub struct VisualNode {
 }
 
 /// Kinds of visual nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VisualNodeKind {
     /// A step of this pipeline.
@@ -330,7 +330,7 @@ pub enum VisualNodeKind {
 }
 
 /// An edge of the visual form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisualEdge {
     /// The upstream node id.

@@ -64,13 +64,13 @@ pub struct RunRequest {
 
 /// What a dry run is asked with: params, rows per sample, and optionally a
 /// draft to plan instead of the active version.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// Param values.
     #[serde(default)]
     pub params: serde_json::Map<String, Value>,
-    /// Rows to sample per step (default 10, at most 1000).
+    /// Rows to sample per step (default 10; more than 1000 are read as 1000).
     #[serde(default)]
     pub sample_rows: Option<u32>,
     /// A draft in the JSON form.
@@ -85,7 +85,7 @@ pub struct PlanRequest {
 }
 
 /// A dry run's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelinePlan {
     /// The pipeline.
     pub pipeline: String,
@@ -104,7 +104,7 @@ pub struct PipelinePlan {
 }
 
 /// What a step would do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepPlan {
     /// The step.
     pub name: String,
@@ -125,7 +125,7 @@ pub struct StepPlan {
 }
 
 /// A step's plans, as text.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Explain {
     /// Optimized logical plan.
     pub logical: String,
@@ -503,6 +503,24 @@ impl Engine {
     ) -> Result<(Vec<RunRecord>, u64)> {
         self.authorize_pipelines(principal, Action::Read)?;
         self.catalog().list_runs(filter, page).await
+    }
+
+    /// A page of one pipeline's runs (by id or name), newest first, and the
+    /// total; `status` narrows them.
+    pub async fn list_pipeline_runs(
+        &self,
+        principal: &Principal,
+        pipeline: &str,
+        status: Option<RunStatus>,
+        page: Page,
+    ) -> Result<(Vec<RunRecord>, u64)> {
+        self.authorize_pipelines(principal, Action::Read)?;
+        let pipeline = self.pipeline_record(pipeline).await?;
+        let filter = RunFilter {
+            pipeline_id: Some(pipeline.id),
+            status,
+        };
+        self.catalog().list_runs(&filter, page).await
     }
 
     /// Cancels a run that has not ended; returns it as it is after the request.

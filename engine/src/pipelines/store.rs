@@ -20,7 +20,7 @@ use crate::{Engine, Error, Result, ident};
 const NEXT_RUNS_SHOWN: usize = 5;
 
 /// A pipeline as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineDetail {
     /// The row.
     #[serde(flatten)]
@@ -38,7 +38,7 @@ pub struct PipelineDetail {
 }
 
 /// A line of a pipeline listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineSummary {
     /// The row.
     #[serde(flatten)]
@@ -56,7 +56,7 @@ pub struct PipelineSummary {
 }
 
 /// The gist of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     /// Run id.
     pub id: String,
@@ -80,7 +80,7 @@ impl From<&RunRecord> for RunSummary {
 }
 
 /// What changed between two versions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionDiff {
     /// The older version.
     pub from: i64,
@@ -99,7 +99,7 @@ pub struct VersionDiff {
 }
 
 /// How one step differs between versions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepDiff {
     /// The step.
     pub name: String,
@@ -109,8 +109,9 @@ pub struct StepDiff {
     /// Its SQL after, when it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql_to: Option<String>,
-    /// Materialization before and after, when it changed.
+    /// Materialization before and after, when it changed: `[before, after]`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 2, max_items = 2)]
     pub materialization: Option<(String, String)>,
     /// How its output columns changed.
     pub schema_changes: Vec<SchemaChange>,
@@ -119,7 +120,7 @@ pub struct StepDiff {
 }
 
 /// A node of the lineage graph.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LineageNode {
     /// `dataset:<name>`, `view:<name>`, `table:<catalog.schema.table>` or `step:<pipeline>/<step>`.
     pub id: String,
@@ -134,7 +135,7 @@ pub struct LineageNode {
 }
 
 /// An edge of the lineage graph: `from` feeds `to`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct LineageEdge {
     /// Upstream node id.
     pub from: String,
@@ -143,7 +144,7 @@ pub struct LineageEdge {
 }
 
 /// A part of the lineage graph.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LineageGraph {
     /// The nodes.
     pub nodes: Vec<LineageNode>,
@@ -152,7 +153,7 @@ pub struct LineageGraph {
 }
 
 /// Which way to walk from a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Towards what it reads.
@@ -541,7 +542,7 @@ impl Engine {
         ident::validate_name(name)?;
         let detail = self.detail_of(template).await?;
         if !detail.definition.template {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::RunState(format!(
                 "pipeline `{}` is not a template",
                 detail.pipeline.name
             )));
@@ -569,6 +570,33 @@ impl Engine {
         Ok(detail
             .definition
             .to_visual(&derived_edges(&detail.validation)))
+    }
+
+    /// One pipeline's own lineage: its steps, the edges into and out of them
+    /// and the nodes at their other ends.
+    pub async fn pipeline_lineage(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<LineageGraph> {
+        let detail = self.pipeline_detail(principal, id_or_name).await?;
+        let graph = self.lineage(principal, None, Direction::Both, 0).await?;
+        let prefix = format!("step:{}/", detail.pipeline.name);
+        let edges: Vec<LineageEdge> = graph
+            .edges
+            .into_iter()
+            .filter(|e| e.from.starts_with(&prefix) || e.to.starts_with(&prefix))
+            .collect();
+        let touched: BTreeSet<&str> = edges
+            .iter()
+            .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+            .collect();
+        let nodes = graph
+            .nodes
+            .into_iter()
+            .filter(|n| n.id.starts_with(&prefix) || touched.contains(n.id.as_str()))
+            .collect();
+        Ok(LineageGraph { nodes, edges })
     }
 
     /// The lineage graph of every live pipeline's active version, walked

@@ -21,7 +21,7 @@ use crate::schema::{SchemaField, fields_of};
 use crate::{Engine, Error, Result};
 
 /// What validation derived for one step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepOutput {
     /// The step.
     pub name: String,
@@ -39,7 +39,7 @@ pub struct StepOutput {
 }
 
 /// A validation's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Validation {
     /// No error diagnostics.
     pub valid: bool,

@@ -1,25 +1,44 @@
 //! `/api-keys`: keys for scripts and services; the secret is shown once.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use basin_engine::auth::{NewApiKey, Scope};
+use basin_engine::catalog::ApiKeyRecord;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope;
 use crate::AppState;
 use crate::access::Caller;
+use crate::envelope::answers;
 use crate::error::{ApiResult, ErrorEnvelope};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::{DocumentedRoutes, Identifier};
+
+answers! {
+    /// API keys (never their secrets).
+    ApiKeyList(Vec<ApiKeyRecord>);
+    /// An API key (never its secret).
+    ApiKeyAnswer(ApiKeyRecord);
+    /// A new API key with its secret, shown this once.
+    ApiKeyCreated(ApiKeyWithSecret);
+}
+
+/// A new key and its secret.
+#[derive(Debug, Serialize, ToSchema)]
+struct ApiKeyWithSecret {
+    #[serde(flatten)]
+    key: ApiKeyRecord,
+    /// The secret to send as `Authorization: Bearer <secret>`; shown only now.
+    secret: String,
+}
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(revoke))
+        .documented(routes!(list, create))
+        .documented(routes!(revoke))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,43 +50,46 @@ struct ListParams {
 }
 
 /// The caller's API keys (never their secrets), newest first.
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(ListParams),
-    responses((status = 200, description = "keys", body = Object), (status = 403, description = "`all=true` without the admin role", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api-keys", operation_id = "list_api_keys", tag = "api-keys", params(ListParams),
+    responses((status = 200, description = "keys", body = ApiKeyList), (status = 403, description = "`all=true` without the admin role", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Query(params): Query<ListParams>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<ApiKeyList> {
     let keys = state
         .engine
         .list_api_keys(&principal, params.all.unwrap_or(false))
         .await?;
-    Ok(envelope(keys, json!({})))
+    Ok(ApiKeyList::new(keys))
 }
 
 /// A key to create.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schema(example = json!({"name": "dashboard", "scopes": ["read"]}))]
+struct CreateApiKey {
     /// What it is for.
     name: String,
     /// Any of `read`, `write`, `admin`; none beyond the caller's role.
+    #[schema(value_type = Vec<Scope>)]
     scopes: Vec<String>,
     /// Datasets it is limited to (absent: all).
+    #[schema(value_type = Option<Vec<Identifier>>)]
     datasets: Option<Vec<String>>,
     /// When it stops working (RFC 3339; absent: never).
     expires_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a key for the caller; `data.secret` is shown this once.
-#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = CreateBody,
-    responses((status = 201, description = "the key and its secret", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
+#[utoipa::path(post, path = "/api-keys", operation_id = "create_api_key", tag = "api-keys", request_body = CreateApiKey,
+    responses((status = 201, description = "the key and its secret", body = ApiKeyCreated), (status = 400, description = "bad input", body = ErrorEnvelope),
         (status = 403, description = "a scope beyond the caller's role", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Json(body): Json<CreateBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    Json(body): Json<CreateApiKey>,
+) -> ApiResult<(StatusCode, ApiKeyCreated)> {
     let scopes = body
         .scopes
         .iter()
@@ -85,21 +107,21 @@ async fn create(
             },
         )
         .await?;
-    let mut data = serde_json::to_value(key).unwrap_or_default();
-    data["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, envelope(data, json!({}))))
+    Ok((
+        StatusCode::CREATED,
+        ApiKeyCreated::new(ApiKeyWithSecret { key, secret }),
+    ))
 }
 
 /// Revokes a key: the caller's own, or any key for admins.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path, description = "key id")),
-    responses((status = 200, description = "the revoked key", body = Object), (status = 404, description = "`api_key_not_found`", body = ErrorEnvelope)))]
+#[utoipa::path(delete, path = "/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys", params(("id" = String, Path, description = "key id")),
+    responses((status = 200, description = "the revoked key", body = ApiKeyAnswer), (status = 404, description = "`api_key_not_found`", body = ErrorEnvelope)))]
 async fn revoke(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
-    Ok(envelope(
+) -> ApiResult<ApiKeyAnswer> {
+    Ok(ApiKeyAnswer::new(
         state.engine.revoke_api_key(&principal, &id).await?,
-        json!({}),
     ))
 }

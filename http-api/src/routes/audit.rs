@@ -1,23 +1,32 @@
 //! `/audit`: the hash-chained audit log (admins only).
 
 use axum::extract::{OriginalUri, State};
-use basin_engine::catalog::AuditFilter;
+use basin_engine::audit::{AuditVerification, Outcome};
+use basin_engine::catalog::{AuditFilter, AuditRecord};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::jobs::strip_prefix;
-use super::{PageParams, envelope, page_meta};
+use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::openapi::DocumentedRoutes;
+use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::Query;
 
+answers! {
+    /// A page of audit entries.
+    AuditPage(Vec<AuditRecord>, PageMeta);
+    /// The chain's verdict.
+    AuditVerdict(AuditVerification);
+}
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(verify))
+        .documented(routes!(list))
+        .documented(routes!(verify))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,27 +38,31 @@ struct ListParams {
     /// Exact action (`dataset.create`), or a prefix ending in `.` (`dataset.`).
     action: Option<String>,
     /// `success`, `failure` or `denied`.
+    #[param(value_type = Option<Outcome>)]
     outcome: Option<String>,
     /// Exact target (`dataset:orders`).
     target: Option<String>,
     /// At or after this time (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     since: Option<String>,
     /// Before this time (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     until: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Rows to skip.
     offset: Option<u64>,
 }
 
 /// Audit entries, newest first.
-#[utoipa::path(get, path = "/audit", tag = "audit", params(ListParams),
-    responses((status = 200, description = "a page of entries", body = Object), (status = 403, description = "not an admin", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit", params(ListParams),
+    responses((status = 200, description = "a page of entries", body = AuditPage), (status = 403, description = "not an admin", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<AuditPage> {
     let page = PageParams {
         limit: params.limit,
         offset: params.offset,
@@ -64,15 +77,15 @@ async fn list(
         until: params.until,
     };
     let (entries, total) = state.engine.audit_log(&filter, page).await?;
-    Ok(envelope(
+    Ok(AuditPage::new(
         entries,
         page_meta(&strip_prefix(&uri), page, total),
     ))
 }
 
 /// Recomputes the chain: `valid`, `rows_checked`, and the first edited, inserted or deleted row.
-#[utoipa::path(get, path = "/audit/verify", tag = "audit",
-    responses((status = 200, description = "the verdict", body = Object), (status = 403, description = "not an admin", body = ErrorEnvelope)))]
-async fn verify(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    Ok(envelope(state.engine.verify_audit().await?, json!({})))
+#[utoipa::path(get, path = "/audit/verify", operation_id = "verify_audit_log", tag = "audit",
+    responses((status = 200, description = "the verdict", body = AuditVerdict), (status = 403, description = "not an admin", body = ErrorEnvelope)))]
+async fn verify(State(state): State<AppState>) -> ApiResult<AuditVerdict> {
+    Ok(AuditVerdict::new(state.engine.verify_audit().await?))
 }

@@ -3,42 +3,70 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
-use axum::extract::{FromRequest, Multipart, OriginalUri, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
 use basin_engine::auth::{Action, Resource};
-use basin_engine::catalog::{DatasetFilter, DatasetSort};
-use basin_engine::datasets::{DatasetPatch, TimeTravel};
-use basin_engine::ingest::{BadRowPolicy, IngestOptions, Source, SourceFile, TempFile, WriteMode};
+use basin_engine::catalog::{DatasetFilter, DatasetRecord, DatasetSort, JobRecord, SchemaHistoryRecord};
+use basin_engine::datasets::{DatasetPatch, DatasetStatistics, TimeTravel, VersionInfo};
+use basin_engine::ingest::{
+    BadRowPolicy, IngestOptions, IngestReport, Source, SourceFile, TempFile, WriteMode,
+};
 use chrono::{DateTime, Utc};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio_util::io::StreamReader;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::jobs::strip_prefix;
-use super::{PageParams, envelope, page_meta};
+use super::{PageParams, page_meta};
 use crate::AppState;
 use crate::access::Caller;
-use crate::encode::{ResultFormat, stream_body};
+use crate::encode::{PreviewResult, ResultFormat, stream_body};
+use crate::envelope::{PageMeta, TotalMeta, answers};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::{BinaryBody, DocumentedRoutes, Identifier, Tag};
+
+answers! {
+    /// A page of datasets.
+    DatasetPage(Vec<DatasetRecord>, PageMeta);
+    /// A dataset.
+    DatasetAnswer(DatasetRecord);
+    /// What an ingest did.
+    IngestAnswer(IngestReport);
+    /// A queued job.
+    QueuedJob(JobRecord);
+    /// A dataset's versions, newest first.
+    VersionList(Vec<VersionInfo>, VersionsMeta);
+    /// Every schema a dataset has had, oldest first.
+    SchemaHistory(Vec<SchemaHistoryRecord>, TotalMeta);
+    /// A dataset version's statistics.
+    StatisticsAnswer(DatasetStatistics);
+}
+
+/// `meta` of a version listing.
+#[derive(Debug, Serialize, ToSchema)]
+struct VersionsMeta {
+    /// Versions in `data`.
+    count: usize,
+}
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show, update, delete))
-        .routes(routes!(upload))
-        .routes(routes!(preview))
-        .routes(routes!(versions))
-        .routes(routes!(schema_history))
-        .routes(routes!(restore))
-        .routes(routes!(statistics))
+        .documented(routes!(list, create))
+        .documented(routes!(show, update, delete))
+        .documented(routes!(upload))
+        .documented(routes!(preview))
+        .documented(routes!(versions))
+        .documented(routes!(schema_history))
+        .documented(routes!(restore))
+        .documented(routes!(statistics))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -50,24 +78,26 @@ struct ListParams {
     /// Exact tag.
     tag: Option<String>,
     /// `name`, `created_at` or `updated_at`, prefixed with `-` for descending.
+    #[param(pattern = "^-?(name|created_at|updated_at)$")]
     sort: Option<String>,
     /// Include soft-deleted datasets.
     include_deleted: Option<bool>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Rows to skip.
     offset: Option<u64>,
 }
 
 /// Datasets, filtered, sorted and paged.
-#[utoipa::path(get, path = "/datasets", tag = "datasets", params(ListParams),
-    responses((status = 200, description = "a page of datasets", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/datasets", operation_id = "list_datasets", tag = "datasets", params(ListParams),
+    responses((status = 200, description = "a page of datasets", body = DatasetPage), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<DatasetPage> {
     let sort: DatasetSort = params.sort.as_deref().unwrap_or("name").parse()?;
     let page = PageParams {
         limit: params.limit,
@@ -81,32 +111,29 @@ async fn list(
         only: principal.dataset_limit().map(<[String]>::to_vec),
     };
     let (datasets, total) = state.engine.list_datasets(&filter, sort, page).await?;
-    Ok(envelope(
+    Ok(DatasetPage::new(
         datasets,
         page_meta(&strip_prefix(&uri), page, total),
     ))
 }
 
 /// One dataset: schema, row count, size, version, description, tags.
-#[utoipa::path(get, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
-    responses((status = 200, description = "the dataset", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
-async fn show(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
-    Ok(envelope(state.engine.dataset(&name).await?, json!({})))
+#[utoipa::path(get, path = "/datasets/{name}", operation_id = "get_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")),
+    responses((status = 200, description = "the dataset", body = DatasetAnswer), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
+async fn show(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<DatasetAnswer> {
+    Ok(DatasetAnswer::new(state.engine.dataset(&name).await?))
 }
 
 /// Renames, re-describes or re-tags a dataset.
-#[utoipa::path(patch, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name")), request_body = PatchBody,
-    responses((status = 200, description = "the dataset after the change", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
+#[utoipa::path(patch, path = "/datasets/{name}", operation_id = "update_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")), request_body = DatasetChanges,
+    responses((status = 200, description = "the dataset after the change", body = DatasetAnswer), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
         (status = 409, description = "the new name is taken", body = ErrorEnvelope)))]
 async fn update(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Json(patch): Json<PatchBody>,
-) -> ApiResult<axum::Json<Value>> {
+    Json(patch): Json<DatasetChanges>,
+) -> ApiResult<DatasetAnswer> {
     if let Some(new_name) = &patch.name {
         // A rename writes the new name too (a grant or key limit must cover it).
         principal.authorize(Action::Write, Resource::Dataset(new_name))?;
@@ -116,21 +143,22 @@ async fn update(
         description: patch.description,
         tags: patch.tags,
     };
-    Ok(envelope(
+    Ok(DatasetAnswer::new(
         state.engine.update_dataset(&name, patch).await?,
-        json!({}),
     ))
 }
 
 /// Changes to a dataset's name and metadata; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+struct DatasetChanges {
     /// New name.
+    #[schema(value_type = Option<Identifier>)]
     name: Option<String>,
     /// New description.
     description: Option<String>,
     /// New tags, replacing the old.
+    #[schema(value_type = Option<Vec<Tag>>)]
     tags: Option<Vec<String>>,
 }
 
@@ -143,7 +171,7 @@ struct DeleteParams {
 }
 
 /// Soft-deletes a dataset, or purges it.
-#[utoipa::path(delete, path = "/datasets/{name}", tag = "datasets", params(("name" = String, Path, description = "dataset name"), DeleteParams),
+#[utoipa::path(delete, path = "/datasets/{name}", operation_id = "delete_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name"), DeleteParams),
     responses((status = 204, description = "deleted"), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn delete(
     State(state): State<AppState>,
@@ -162,9 +190,11 @@ async fn delete(
 #[serde(deny_unknown_fields)]
 struct ColumnSpec {
     /// Column name.
+    #[schema(min_length = 1)]
     name: String,
     /// `bigint`, `double`, `decimal(12,2)`, `text`, `boolean`, `date`, `timestamp`, `timestamptz`, or an Arrow type.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, example = "bigint")]
     data_type: String,
     /// Whether nulls are allowed (default true).
     #[serde(default = "yes")]
@@ -180,18 +210,19 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct IngestParams {
     /// `csv`, `tsv`, `ndjson`, `json`, `parquet` or `arrow`; sniffed when absent.
+    #[schema(value_type = Option<FormatKind>)]
     format: Option<String>,
     /// `create`, `append` or `overwrite`.
-    #[schema(value_type = Option<String>)]
     mode: Option<WriteMode>,
     /// `fail` (default), `skip` or `quarantine`.
-    #[schema(value_type = Option<String>)]
     on_error: Option<BadRowPolicy>,
-    /// CSV delimiter, one character; sniffed when absent.
+    /// CSV delimiter, one ASCII character (or `\t`, `tab`); sniffed when absent.
+    #[schema(pattern = "^([\\x00-\\x7f]|\\\\t|tab)$")]
     delimiter: Option<String>,
     /// Whether the CSV has a header line; sniffed when absent.
     header: Option<bool>,
-    /// CSV quote character.
+    /// CSV quote character, one ASCII character.
+    #[schema(pattern = "^([\\x00-\\x7f]|\\\\t|tab)$")]
     quote: Option<String>,
     /// Strings read as null: comma-separated in a query string, an array in JSON.
     #[schema(value_type = Option<Vec<String>>)]
@@ -202,8 +233,10 @@ struct IngestParams {
     #[serde(rename = "async")]
     run_async: Option<bool>,
     /// Columns to read with instead of inferring (JSON body only).
+    #[schema(min_items = 1)]
     schema: Option<Vec<ColumnSpec>>,
     /// Tags of a new dataset (JSON body only).
+    #[schema(value_type = Option<Vec<Tag>>)]
     tags: Option<Vec<String>>,
 }
 
@@ -238,6 +271,18 @@ impl IngestParams {
                 return Err(ApiError::invalid("schema must list at least one column"));
             }
             Some(columns) => {
+                let mut names = std::collections::HashSet::new();
+                for column in &columns {
+                    if column.name.is_empty() {
+                        return Err(ApiError::invalid("schema column names must not be empty"));
+                    }
+                    if !names.insert(column.name.as_str()) {
+                        return Err(ApiError::invalid(format!(
+                            "schema names the column `{}` twice",
+                            column.name
+                        )));
+                    }
+                }
                 let fields = columns
                     .into_iter()
                     .map(|c| {
@@ -254,16 +299,19 @@ impl IngestParams {
             Some(NullValues::List(list)) => list,
             Some(NullValues::Joined(text)) => text.split(',').map(str::to_owned).collect(),
         };
+        let csv = CsvOptions {
+            delimiter: self.delimiter,
+            header: self.header,
+            quote: self.quote,
+            null_values,
+        };
+        // Before an async ingest is queued, not when its job runs.
+        csv.validate().map_err(basin_engine::Error::from)?;
         let options = IngestOptions {
             mode: self.mode.unwrap_or(default_mode),
             format,
             file_name,
-            csv: CsvOptions {
-                delimiter: self.delimiter,
-                header: self.header,
-                quote: self.quote,
-                null_values,
-            },
+            csv,
             schema,
             on_error: self.on_error.unwrap_or_default(),
             description: self.description,
@@ -273,26 +321,55 @@ impl IngestParams {
     }
 }
 
-/// A dataset to create from a server-side file.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A dataset to create from a server-side file: its name, where the file
+/// is, and the ingest options, at the top level or nested in `options`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CreateDataset {
+    #[serde(flatten)]
+    target: CreateDatasetTarget,
+    #[serde(flatten)]
+    params: IngestParams,
+}
+
+/// The fields of [`CreateDataset`] besides the ingest options.
+#[derive(Debug, Deserialize, ToSchema)]
+struct CreateDatasetTarget {
     /// The new dataset's name.
+    #[schema(value_type = Identifier)]
     name: String,
     /// Absolute path (or `file://` URL) inside `ingest.allowed_roots`, or an
     /// `http(s)://` URL under an `ingest.allowed_urls` prefix.
+    #[schema(pattern = "^(/|file:///|https?://)", example = "/srv/imports/orders.csv")]
     source: String,
-    #[serde(flatten)]
-    params: IngestParams,
     /// The same options, nested.
     options: Option<IngestParams>,
 }
 
+impl utoipa::PartialSchema for CreateDataset {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::merged_object::<CreateDatasetTarget, IngestParams>(
+            "A dataset to create from a server-side file: its name, where the file is, and the ingest options, at the top level or nested in `options`.",
+            serde_json::json!({"name": "orders_copy", "source": "/srv/imports/orders.csv", "on_error": "skip"}),
+        )
+    }
+}
+
+impl utoipa::ToSchema for CreateDataset {
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        <CreateDatasetTarget as utoipa::ToSchema>::schemas(schemas);
+        <IngestParams as utoipa::ToSchema>::schemas(schemas);
+        schemas.push(("IngestParams".into(), <IngestParams as utoipa::PartialSchema>::schema()));
+    }
+}
+
 /// Creates a dataset from a server-side file inside the allowed import roots,
 /// or from a URL under an allowed prefix (downloaded first; inside the job when async).
-#[utoipa::path(post, path = "/datasets", tag = "datasets", request_body = CreateBody,
-    responses((status = 201, description = "the ingest report", body = Object),
-        (status = 202, description = "the queued job (async)", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
+#[utoipa::path(post, path = "/datasets", operation_id = "create_dataset", tag = "datasets", request_body = CreateDataset,
+    responses((status = 201, description = "the ingest report", body = IngestAnswer),
+        (status = 202, description = "the queued job (async)", body = QueuedJob), (status = 400, description = "bad input", body = ErrorEnvelope),
         (status = 403, description = "outside the allowed roots or URL prefixes", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope),
         (status = 409, description = "the name is taken", body = ErrorEnvelope),
         (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope),
@@ -300,16 +377,17 @@ struct CreateBody {
 async fn create(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Json(body): Json<CreateBody>,
+    Json(body): Json<CreateDataset>,
 ) -> ApiResult<Response> {
-    basin_engine::ident::validate_name(&body.name)?;
-    principal.authorize(Action::Write, Resource::Dataset(&body.name))?;
-    let params = merge_params(body.params, body.options);
-    let source = state.engine.resolve_source(&body.source).await?;
+    let CreateDataset { target, params } = body;
+    basin_engine::ident::validate_name(&target.name)?;
+    principal.authorize(Action::Write, Resource::Dataset(&target.name))?;
+    let params = merge_params(params, target.options);
+    let source = state.engine.resolve_source(&target.source).await?;
     let (options, run_async) = params.into_options(WriteMode::Create, source.file_name())?;
     run_ingest(
         state,
-        body.name,
+        target.name,
         IngestInput::Source(source),
         options,
         run_async,
@@ -336,22 +414,24 @@ fn merge_params(flat: IngestParams, nested: Option<IngestParams>) -> IngestParam
 
 /// Ingests the raw body, or the first file of a multipart form, as a new version
 /// (creating the dataset if needed).
-#[utoipa::path(post, path = "/datasets/{name}/upload", tag = "datasets",
-    params(("name" = String, Path, description = "dataset name"),
-        ("format" = Option<String>, Query, description = "csv, tsv, ndjson, json, parquet or arrow; sniffed when absent"),
-        ("mode" = Option<String>, Query, description = "append (default), overwrite or create"),
-        ("on_error" = Option<String>, Query, description = "fail (default), skip or quarantine"),
-        ("delimiter" = Option<String>, Query, description = "CSV delimiter"),
+#[utoipa::path(post, path = "/datasets/{name}/upload", operation_id = "upload_dataset", tag = "datasets",
+    params(("name" = Identifier, Path, description = "dataset name"),
+        ("format" = Option<FormatKind>, Query, description = "csv, tsv, ndjson, json, parquet or arrow; sniffed when absent"),
+        ("mode" = Option<WriteMode>, Query, description = "append (default), overwrite or create"),
+        ("on_error" = Option<BadRowPolicy>, Query, description = "fail (default), skip or quarantine"),
+        ("delimiter" = Option<String>, Query, description = "CSV delimiter: one ASCII character, or `\\t` or `tab`", pattern = "^([\\x00-\\x7f]|\\\\t|tab)$"),
         ("header" = Option<bool>, Query, description = "whether the CSV has a header line"),
-        ("quote" = Option<String>, Query, description = "CSV quote character"),
+        ("quote" = Option<String>, Query, description = "CSV quote character: one ASCII character", pattern = "^([\\x00-\\x7f]|\\\\t|tab)$"),
         ("null_values" = Option<String>, Query, description = "comma-separated null markers"),
         ("description" = Option<String>, Query, description = "description of a new dataset"),
         ("async" = Option<bool>, Query, description = "run as a job and answer 202")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "the file (gzip or zstd compressed, or not); multipart/form-data also works"),
-    responses((status = 200, description = "appended or overwritten: the ingest report", body = Object),
-        (status = 201, description = "created: the ingest report", body = Object),
-        (status = 202, description = "the queued job (async)", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope),
+    request_body(content = BinaryBody, content_type = "application/octet-stream",
+        description = "the file (gzip or zstd compressed, or not); multipart/form-data also works",
+        example = json!("order_id,amount\n3,42.5\n")),
+    responses((status = 200, description = "appended or overwritten: the ingest report", body = IngestAnswer),
+        (status = 201, description = "created: the ingest report", body = IngestAnswer),
+        (status = 202, description = "the queued job (async)", body = QueuedJob), (status = 400, description = "bad input", body = ErrorEnvelope),
+        (status = 409, description = "`dataset_exists`: `mode=create` and the name is taken", body = ErrorEnvelope),
         (status = 413, description = "body too large", body = ErrorEnvelope),
         (status = 415, description = "unsupported format", body = ErrorEnvelope),
         (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope)))]
@@ -450,7 +530,7 @@ async fn run_ingest(
         return Ok((
             StatusCode::ACCEPTED,
             [(header::LOCATION, location)],
-            envelope(job, json!({})),
+            QueuedJob::new(job),
         )
             .into_response());
     }
@@ -464,7 +544,7 @@ async fn run_ingest(
     } else {
         StatusCode::OK
     };
-    Ok((status, envelope(report, json!({}))).into_response())
+    Ok((status, IngestAnswer::new(report)).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -472,6 +552,7 @@ async fn run_ingest(
 #[into_params(parameter_in = Query)]
 struct PreviewParams {
     /// Rows, at most 10000 (default 100).
+    #[param(maximum = 10000)]
     limit: Option<usize>,
     /// Rows to skip.
     offset: Option<usize>,
@@ -494,8 +575,11 @@ fn time_travel(
 }
 
 /// A page of rows, now or at a point in history; encoded like query results.
-#[utoipa::path(get, path = "/datasets/{name}/preview", tag = "datasets", params(("name" = String, Path, description = "dataset name"), PreviewParams),
-    responses((status = 200, description = "rows, in the format `Accept` asks for", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/datasets/{name}/preview", operation_id = "preview_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name"), PreviewParams),
+    responses((status = 200, description = "rows, in the format `Accept` asks for",
+            content((PreviewResult = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"),
+                (BinaryBody = "application/vnd.apache.arrow.stream"))),
+        (status = 406, description = "unsupported Accept", body = ErrorEnvelope), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn preview(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -531,29 +615,29 @@ struct VersionsParams {
 }
 
 /// The dataset's history, newest first.
-#[utoipa::path(get, path = "/datasets/{name}/versions", tag = "datasets", params(("name" = String, Path, description = "dataset name"), VersionsParams),
-    responses((status = 200, description = "versions", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/datasets/{name}/versions", operation_id = "list_dataset_versions", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name"), VersionsParams),
+    responses((status = 200, description = "versions", body = VersionList), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<VersionsParams>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<VersionList> {
     let versions = state.engine.versions(&name, params.limit).await?;
     let count = versions.len();
-    Ok(envelope(versions, json!({"count": count})))
+    Ok(VersionList::new(versions, VersionsMeta { count }))
 }
 
 /// Every schema the dataset has had, oldest first: recorded on each write,
 /// with the changes from the one before.
-#[utoipa::path(get, path = "/datasets/{name}/schema/history", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
-    responses((status = 200, description = "history", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/datasets/{name}/schema/history", operation_id = "get_dataset_schema_history", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")),
+    responses((status = 200, description = "history", body = SchemaHistory), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn schema_history(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<SchemaHistory> {
     let history = state.engine.dataset_schema_history(&name).await?;
-    let total = history.len();
-    Ok(envelope(history, json!({"total": total})))
+    let meta = TotalMeta::of(&history);
+    Ok(SchemaHistory::new(history, meta))
 }
 
 /// The point to restore: a version or a time.
@@ -567,24 +651,24 @@ struct RestoreBody {
 }
 
 /// Makes an earlier version current again, as a new version.
-#[utoipa::path(post, path = "/datasets/{name}/restore", tag = "datasets", params(("name" = String, Path, description = "dataset name")), request_body = RestoreBody,
-    responses((status = 200, description = "the dataset after the restore", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(post, path = "/datasets/{name}/restore", operation_id = "restore_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")), request_body = RestoreBody,
+    responses((status = 200, description = "the dataset after the restore", body = DatasetAnswer), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn restore(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<RestoreBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<DatasetAnswer> {
     let to = time_travel(body.version, body.as_of)?
         .ok_or_else(|| ApiError::invalid("give the version or as_of to restore"))?;
-    Ok(envelope(state.engine.restore(&name, to).await?, json!({})))
+    Ok(DatasetAnswer::new(state.engine.restore(&name, to).await?))
 }
 
 /// Row count and per-column nulls, min, max and approximate distinct values.
-#[utoipa::path(get, path = "/datasets/{name}/statistics", tag = "datasets", params(("name" = String, Path, description = "dataset name")),
-    responses((status = 200, description = "statistics", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/datasets/{name}/statistics", operation_id = "get_dataset_statistics", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")),
+    responses((status = 200, description = "statistics", body = StatisticsAnswer), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn statistics(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
-    Ok(envelope(state.engine.statistics(&name).await?, json!({})))
+) -> ApiResult<StatisticsAnswer> {
+    Ok(StatisticsAnswer::new(state.engine.statistics(&name).await?))
 }

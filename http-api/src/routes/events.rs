@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
@@ -18,6 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::extract::WebSocketUpgrade;
+use crate::openapi::DocumentedRoutes;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
 
@@ -30,21 +32,22 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events))
+    OpenApiRouter::new().documented(routes!(events))
 }
 
 /// Upgrades to a WebSocket of JSON events: first `{"type": "ready"}`, then
 /// `{"type": "job", "job": {…}}` as jobs change, and `{"type": "lagged",
 /// "missed": n}` when the client fell behind. Closed with code 4401 when the
 /// credentials it opened with are revoked or expire.
-#[utoipa::path(get, path = "/events", tag = "events",
+#[utoipa::path(get, path = "/events", operation_id = "subscribe_events", tag = "events",
     responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = ErrorEnvelope),
         (status = 401, description = "not signed in", body = ErrorEnvelope)))]
 async fn events(
     State(state): State<AppState>,
     Caller(principal): Caller,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    WebSocketUpgrade(upgrade): WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (credentials, _) = credentials(&headers)?;
     let engine = state.engine.clone();

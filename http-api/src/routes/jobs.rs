@@ -1,25 +1,33 @@
 //! `/jobs`: background work.
 
-use axum::extract::{OriginalUri, Path, State};
-use basin_engine::catalog::{JobFilter, JobStatus};
+use axum::extract::{OriginalUri, State};
+use basin_engine::auth::{Action, Resource};
+use basin_engine::catalog::{JobFilter, JobRecord, JobStatus};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageParams, envelope, page_meta};
+use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::openapi::DocumentedRoutes;
 use crate::access::Caller;
+use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
-use crate::extract::Query;
-use basin_engine::auth::{Action, Resource};
+use crate::extract::{Path, Query};
+
+answers! {
+    /// A page of jobs.
+    JobPage(Vec<JobRecord>, PageMeta);
+    /// A job.
+    JobAnswer(JobRecord);
+}
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(show))
-        .routes(routes!(cancel))
+        .documented(routes!(list))
+        .documented(routes!(show))
+        .documented(routes!(cancel))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -27,24 +35,26 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListParams {
     /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
     /// Job kind, e.g. `ingest`.
     kind: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Rows to skip.
     offset: Option<u64>,
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListParams),
-    responses((status = 200, description = "a page of jobs", body = Object), (status = 400, description = "bad input", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/jobs", operation_id = "list_jobs", tag = "jobs", params(ListParams),
+    responses((status = 200, description = "a page of jobs", body = JobPage), (status = 400, description = "bad input", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<JobPage> {
     let status = params
         .status
         .as_deref()
@@ -68,33 +78,36 @@ async fn list(
     let (mut jobs, total) = state.engine.list_jobs(&filter, page).await?;
     // A key limited to datasets sees its jobs only (its pages may come up short).
     jobs.retain(|job| job.visible_to(&principal));
-    Ok(envelope(jobs, page_meta(&strip_prefix(&uri), page, total)))
+    Ok(JobPage::new(
+        jobs,
+        page_meta(&strip_prefix(&uri), page, total),
+    ))
 }
 
 /// One job: status, progress, result or error.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    responses((status = 200, description = "the job", body = Object), (status = 404, description = "not found", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/jobs/{id}", operation_id = "get_job", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = JobAnswer), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn show(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<JobAnswer> {
     let job = state.engine.job(&id).await?;
     if !job.visible_to(&principal) {
         return Err(basin_engine::Error::JobNotFound(id).into());
     }
-    Ok(envelope(job, json!({})))
+    Ok(JobAnswer::new(job))
 }
 
 /// Cancels a queued or running job.
-#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    responses((status = 200, description = "the job after the request", body = Object), (status = 404, description = "not found", body = ErrorEnvelope),
+#[utoipa::path(post, path = "/jobs/{id}/cancel", operation_id = "cancel_job", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "the job after the request", body = JobAnswer), (status = 404, description = "not found", body = ErrorEnvelope),
         (status = 409, description = "the job has ended", body = ErrorEnvelope)))]
 async fn cancel(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<JobAnswer> {
     let job = state.engine.job(&id).await?;
     if !job.visible_to(&principal) {
         return Err(basin_engine::Error::JobNotFound(id).into());
@@ -103,7 +116,7 @@ async fn cancel(
     if let Some(dataset) = job.dataset() {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
     }
-    Ok(envelope(state.engine.cancel_job(&id).await?, json!({})))
+    Ok(JobAnswer::new(state.engine.cancel_job(&id).await?))
 }
 
 /// Listing links are built relative to `/api/v1`.

@@ -14,10 +14,10 @@ pub(crate) mod query;
 pub(crate) mod users;
 pub(crate) mod ws;
 
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::envelope::{PageInfo, PageMeta};
 use crate::error::ApiError;
 
 /// The default and largest page sizes of listings.
@@ -39,15 +39,20 @@ impl PageParams {
                 "limit must be between 1 and {MAX_LIMIT}"
             )));
         }
-        Ok(basin_engine::catalog::Page {
-            limit,
-            offset: self.offset.unwrap_or(0),
-        })
+        let offset = self.offset.unwrap_or(0);
+        // The catalog counts rows in signed 64 bits, as the document's `int64` says.
+        if i64::try_from(offset).is_err() {
+            return Err(ApiError::invalid(format!(
+                "offset must be at most {}",
+                i64::MAX
+            )));
+        }
+        Ok(basin_engine::catalog::Page { limit, offset })
     }
 }
 
 /// `meta.page` of a listing, with a `next` link when more rows follow.
-pub(crate) fn page_meta(uri: &Uri, page: basin_engine::catalog::Page, total: u64) -> Value {
+pub(crate) fn page_meta(uri: &Uri, page: basin_engine::catalog::Page, total: u64) -> PageMeta {
     let next_offset = page.offset + u64::from(page.limit);
     let next = (next_offset < total).then(|| {
         let mut query: Vec<String> = uri
@@ -61,21 +66,12 @@ pub(crate) fn page_meta(uri: &Uri, page: basin_engine::catalog::Page, total: u64
         query.push(format!("offset={next_offset}"));
         format!("/api/v1{}?{}", uri.path(), query.join("&"))
     });
-    json!({"page": {"limit": page.limit, "offset": page.offset, "total": total, "next": next}})
-}
-
-/// `{"data": data, "meta": meta}`.
-pub(crate) fn envelope(data: impl serde::Serialize, meta: Value) -> axum::Json<Value> {
-    axum::Json(json!({"data": data, "meta": meta}))
-}
-
-/// A JSON body that may be left out (or blank), meaning the defaults.
-pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    PageMeta {
+        page: PageInfo {
+            limit: page.limit,
+            offset: page.offset,
+            total,
+            next,
+        },
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
 }

@@ -13,33 +13,40 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::openapi::{BinaryBody, DocumentedRoutes};
 use crate::access::Caller;
-use crate::encode::{ResultFormat, stream_body};
+use crate::encode::{QueryResult, ResultFormat, stream_body};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Json;
 
+/// The longest deadline a query may ask for.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(query))
+    OpenApiRouter::new().documented(routes!(query))
 }
 
 /// A query.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QueryBody {
+#[schema(example = json!({"sql": "SELECT 1 AS one"}))]
+struct SqlQuery {
     /// One statement: a query, `EXPLAIN` or `SHOW`.
+    #[schema(pattern = "\\S", example = "SELECT 1 AS one")]
     sql: String,
     /// At most this many rows.
     limit: Option<usize>,
-    /// Deadline in milliseconds (default `query.timeout`).
+    /// Deadline in milliseconds (default `query.timeout`), at most a day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     timeout_ms: Option<u64>,
 }
 
 /// Runs SQL over the datasets and streams the result in the format `Accept` asks for.
-#[utoipa::path(post, path = "/query", tag = "query", request_body = QueryBody,
+#[utoipa::path(post, path = "/query", operation_id = "query", tag = "query", request_body = SqlQuery,
     responses(
         (status = 200, description = "the result: JSON envelope, CSV, NDJSON or Arrow IPC stream",
-            content((Object = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"),
-                (Vec<u8> = "application/vnd.apache.arrow.stream"))),
+            content((QueryResult = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"),
+                (BinaryBody = "application/vnd.apache.arrow.stream"))),
         (status = 400, description = "bad input", body = ErrorEnvelope),
         (status = 406, description = "unsupported Accept", body = ErrorEnvelope),
         (status = 504, description = "deadline passed", body = ErrorEnvelope)))]
@@ -47,14 +54,18 @@ async fn query(
     State(state): State<AppState>,
     Caller(principal): Caller,
     headers: HeaderMap,
-    Json(body): Json<QueryBody>,
+    Json(body): Json<SqlQuery>,
 ) -> ApiResult<Response> {
     let format = ResultFormat::from_headers(&headers)?;
     if body.sql.trim().is_empty() {
         return Err(ApiError::invalid("sql must not be empty"));
     }
-    if body.timeout_ms == Some(0) {
-        return Err(ApiError::invalid("timeout_ms must be positive"));
+    if let Some(ms) = body.timeout_ms
+        && !(1..=MAX_TIMEOUT_MS).contains(&ms)
+    {
+        return Err(ApiError::invalid(format!(
+            "timeout_ms must be between 1 and {MAX_TIMEOUT_MS} (a day)"
+        )));
     }
     let started = std::time::Instant::now();
     let stream = state

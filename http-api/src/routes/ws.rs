@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
@@ -31,9 +31,10 @@ use utoipa_axum::routes;
 
 use super::events::CLOSE_UNAUTHENTICATED;
 use crate::AppState;
+use crate::openapi::DocumentedRoutes;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
-use crate::extract::Query;
+use crate::extract::{Query, WebSocketUpgrade};
 
 /// How often a connection re-checks its credentials when nothing was revoked.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
@@ -54,7 +55,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const MAX_CHANNELS: usize = 256;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ws))
+    OpenApiRouter::new().documented(routes!(ws))
 }
 
 /// `?channels=a,b&since=<seq>`: subscriptions to open with.
@@ -71,17 +72,18 @@ struct WsParams {
 /// `docs/pipelines.md` for the protocol: `subscribe`/`unsubscribe`/`ping`
 /// from the client; `ready`, `subscribed`, `unsubscribed`, events (with
 /// `seq`), `heartbeat`, `pong` and `error` from the server.
-#[utoipa::path(get, path = "/ws", tag = "events",
+#[utoipa::path(get, path = "/ws", operation_id = "subscribe_ws", tag = "events",
     params(("channels" = Option<String>, Query, description = "comma-separated channels to subscribe to at once"),
         ("since" = Option<i64>, Query, description = "replay those channels' events after this seq first")),
     responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake", body = ErrorEnvelope),
         (status = 401, description = "not signed in", body = ErrorEnvelope)))]
 async fn ws(
     State(state): State<AppState>,
     Caller(principal): Caller,
     headers: HeaderMap,
     Query(params): Query<WsParams>,
-    upgrade: WebSocketUpgrade,
+    WebSocketUpgrade(upgrade): WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (credentials, _) = credentials(&headers)?;
     let engine = state.engine.clone();

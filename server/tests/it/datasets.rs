@@ -193,6 +193,15 @@ async fn append_versions_time_travel_and_restore() {
         server.rows("SELECT count(*) FROM orders").await[0],
         json!([12])
     );
+
+    // Restoring the current version, by number or by time, writes nothing.
+    for target in [json!({"version": 2}), json!({"as_of": chrono::Utc::now()})] {
+        let (status, again) = server
+            .post_json("/api/v1/datasets/orders/restore", target)
+            .await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["data"]["version"], 2, "{again}");
+    }
 }
 
 #[tokio::test]
@@ -355,6 +364,11 @@ async fn bad_names_paths_and_formats_are_refused() {
         (404, "source_not_found"),
         "{body}"
     );
+
+    for query in ["", "async=true"] {
+        let (status, body) = server.upload("x", query, Vec::new()).await;
+        assert_eq!((status, error_code(&body)), (400, "invalid_input"), "{body}");
+    }
 
     let (status, body) = server.upload("x", "format=xlsx", b"a,b\n".to_vec()).await;
     assert_eq!(

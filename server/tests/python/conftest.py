@@ -1,5 +1,6 @@
-"""Starts a real `basin serve` (the binary in BASIN_BIN) for the tests in this directory."""
+"""Starts real `basin serve` processes (the binary in BASIN_BIN) for the tests in this directory."""
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -10,19 +11,23 @@ ADMIN_PASSWORD = "python-test-root-password-0123"
 
 
 class Server:
-    def __init__(self, http, flight):
+    def __init__(self, http, flight, data_dir):
         self.http = http
         self.flight = flight
+        self.data_dir = data_dir
 
 
-@pytest.fixture(scope="session")
-def server():
+@contextlib.contextmanager
+def basin_server(**env_overrides):
+    """A `basin serve` on free loopback ports with a fresh data directory;
+    `env_overrides` are extra `BASIN_*` settings."""
     binary = os.environ.get("BASIN_BIN")
     if not binary:
         pytest.fail("BASIN_BIN must point at the basin binary (scripts/test.sh sets it)")
     with tempfile.TemporaryDirectory() as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
         env["BASIN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+        env.update(env_overrides)
         process = subprocess.Popen(
             [
                 binary,
@@ -51,7 +56,13 @@ def server():
                     break
             if not (http and flight):
                 pytest.fail("basin serve did not print its addresses")
-            yield Server(http, flight)
+            yield Server(http, flight, data_dir)
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    with basin_server() as server:
+        yield server

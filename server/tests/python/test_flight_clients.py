@@ -145,3 +145,61 @@ def test_wrong_password_is_refused(server):
             with bad.cursor() as cur:
                 cur.execute("SELECT 1")
     assert "nauthenticated" in str(failure.value) or "UNAUTHENTICATED" in str(failure.value)
+
+
+# Passwords whose `username:password` has each length remainder mod 3, so the
+# base64 of Basic credentials needs no padding, one `=` or two (the Go-based
+# ADBC driver sends it unpadded), and one outside ASCII.
+SIGN_IN_PASSWORDS = {
+    "pad0": "Rain-secret-pw-74310!",  # "pad0:" + 21 characters = 26 bytes
+    "pad1": "Rain-secret-pw-743100!",  # 27 bytes
+    "pad2": "Rain-secret-pw-7431000!",  # 28 bytes
+    "utf8": "Grüße-aus-Kraków-€-密码",
+}
+
+
+@pytest.fixture(scope="module")
+def sign_in_users(server):
+    token = rest(server, "POST", "/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})["data"]["token"]
+    for username, password in SIGN_IN_PASSWORDS.items():
+        body = {"username": username, "email": f"{username}@example.com", "password": password, "role": "viewer"}
+        rest(server, "POST", "/users", body, token)
+    lengths = {len(f"{u}:{p}".encode()) % 3 for u, p in SIGN_IN_PASSWORDS.items()}
+    assert lengths == {0, 1, 2}, "the passwords must cover every padding case"
+    return SIGN_IN_PASSWORDS
+
+
+@pytest.mark.parametrize("username", list(SIGN_IN_PASSWORDS))
+def test_adbc_signs_in_with_any_password_length(server, sign_in_users, username):
+    with connect(server, username=username, password=sign_in_users[username]) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 AS one")
+            assert cur.fetchone() == (1,)
+
+
+@pytest.mark.parametrize("username", list(SIGN_IN_PASSWORDS))
+def test_pyarrow_flight_signs_in_with_any_password_length(server, sign_in_users, username):
+    client = flight.FlightClient(server.flight)
+    header, value = client.authenticate_basic_token(username, sign_in_users[username])
+    assert header == b"authorization" and value.startswith(b"Bearer ")
+    options = flight.FlightCallOptions(headers=[(header, value)])
+    # Listing needs a signed-in caller; a viewer sees no datasets of its own.
+    assert isinstance(list(client.list_flights(options=options)), list)
+
+
+def test_basic_credentials_over_rest_padded_or_not(server, sign_in_users):
+    import base64
+
+    for username, password in sign_in_users.items():
+        pair = f"{username}:{password}".encode()
+        for encoded in {base64.b64encode(pair), base64.b64encode(pair).rstrip(b"=")}:
+            request = urllib.request.Request(f"{server.http}/api/v1/auth/me")
+            request.add_header("authorization", f"Basic {encoded.decode()}")
+            with urllib.request.urlopen(request) as response:
+                assert json.load(response)["data"]["user"]["username"] == username
+    request = urllib.request.Request(f"{server.http}/api/v1/auth/me")
+    request.add_header("authorization", "Basic not*base64")
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(request)
+    assert failure.value.code == 401
+    assert json.load(failure.value)["error"]["message"] == "malformed Basic credentials"
