@@ -51,7 +51,7 @@ def run_duckdb(csv: pathlib.Path, work: pathlib.Path):
     import duckdb
 
     con = duckdb.connect()
-    con.execute(f"COPY (FROM read_csv('{csv}')) TO '{work / 'duckdb.parquet'}' (FORMAT parquet)")
+    con.sql(f"COPY (FROM read_csv('{csv}')) TO '{work / 'duckdb.parquet'}' (FORMAT parquet)")
     con.close()
 
 

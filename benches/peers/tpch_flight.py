@@ -72,7 +72,7 @@ def main():
     paths = generate(args.scale)
     duck = duckdb.connect()
     for table, path in paths.items():
-        duck.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+        duck.sql(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
     df = datafusion.SessionContext()
     for table, path in paths.items():
         df.register_parquet(table, str(path))
@@ -89,18 +89,18 @@ def main():
 
                 def run_basin(sql):
                     cur.execute(sql)
-                    return cur.fetch_arrow_table().num_rows
+                    return cur.to_arrow_table().num_rows
 
                 print(f"{'query':>5} {'basin s':>9} {'duckdb s':>9} {'datafusion s':>13} {'rows':>6}")
                 for q in numbers:
                     sql = QUERIES[q]
                     rows = run_basin(sql)  # warm-up, and the row count to compare
-                    duck_rows = len(duck.execute(sql).fetchall())
+                    duck_rows = len(duck.sql(sql).fetchall())
                     df_rows = df.sql(sql).to_arrow_table().num_rows
                     if not rows == duck_rows == df_rows:
                         print(f"  q{q}: row counts differ: basin {rows}, duckdb {duck_rows}, datafusion {df_rows}")
                     b = best_of(args.repeat, lambda: run_basin(sql))
-                    d = best_of(args.repeat, lambda: duck.execute(sql).fetch_arrow_table())
+                    d = best_of(args.repeat, lambda: duck.sql(sql).to_arrow_table())
                     f = best_of(args.repeat, lambda: df.sql(sql).to_arrow_table())
                     results[q] = (b, d, f)
                     print(f"{q:>5} {b:>9.3f} {d:>9.3f} {f:>13.3f} {rows:>6}", flush=True)

@@ -33,6 +33,5 @@ pub use error::{Error, Result};
 pub use registry::Registry;
 pub use source::{
     CheckOutcome, CheckStatus, ColumnInfo, Connector, FailureKind, ReadOptions, Source, SourceEnv,
-    SourceError,
-    StreamInfo,
+    SourceError, StreamInfo,
 };

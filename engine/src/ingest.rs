@@ -112,7 +112,8 @@ pub struct IngestReport {
     pub rejected_dataset: Option<String>,
     /// Bytes of (decompressed) input.
     pub bytes_read: u64,
-    /// Columns written.
+    /// Columns written, as `[{name, type, nullable}]`.
+    #[schema(value_type = Vec<crate::schema::SchemaField>)]
     pub schema: serde_json::Value,
     /// Wall time.
     pub elapsed_ms: u64,

@@ -36,9 +36,7 @@ fn code_of(error: &Error) -> Code {
         Error::UserNotFound(_)
         | Error::ApiKeyNotFound(_)
         | Error::GrantNotFound { .. }
-        | Error::SessionNotFound(_) => {
-            Code::NotFound
-        }
+        | Error::SessionNotFound(_) => Code::NotFound,
         Error::UserExists(_) => Code::AlreadyExists,
         Error::LastAdmin(_) => Code::FailedPrecondition,
         Error::WeakPassword(_) => Code::InvalidArgument,

@@ -360,7 +360,10 @@ mod tests {
 
         let mut meta = Map::new();
         meta.insert("version".into(), json!(0));
-        meta.insert("page".into(), json!({"limit": 100, "offset": 0, "total": 2}));
+        meta.insert(
+            "page".into(),
+            json!({"limit": 100, "offset": 0, "total": 2}),
+        );
         let preview: PreviewResult = serde_json::from_slice(&json_of(meta).await).unwrap();
         assert_eq!(preview.meta.page.total, 2);
     }

@@ -62,9 +62,50 @@ impl Modify for BearerAuth {
 pub(crate) fn finish(mut document: utoipa::openapi::OpenApi) -> serde_json::Value {
     add_common_responses(&mut document);
     let mut document = serde_json::to_value(&document).expect("the OpenAPI document serializes");
+    close_unions(&mut document);
     spell_out_unions(&mut document);
+    spell_out_alternatives(&mut document);
+    keep_mostly_to_row_level_checks(&mut document);
     add_unsigned_bounds(&mut document);
     document
+}
+
+/// Tagged enums whose variants refuse unknown keys (serde's
+/// `deny_unknown_fields`): utoipa does not carry that into the variants'
+/// schemas, so a generator would send keys the server refuses.
+/// (Materialization is not one: serde lets its unit variants, `{"kind":
+/// "view"}`, carry any other key.)
+const CLOSED_UNIONS: [&str; 2] = ["CheckSpec", "Incremental"];
+
+fn close_unions(document: &mut serde_json::Value) {
+    for name in CLOSED_UNIONS {
+        let members = document["components"]["schemas"][name]["oneOf"].as_array_mut();
+        for member in members.into_iter().flatten() {
+            if member.get("properties").is_some() {
+                member["additionalProperties"] = serde_json::Value::Bool(false);
+            }
+        }
+    }
+}
+
+/// `mostly` is a field of every check in the Rust type, but only row-level
+/// checks take it ([`CheckSpec::ROW_LEVEL_KINDS`]); the other checks' members
+/// of the spelled-out union leave it out, as the server refuses it there.
+///
+/// [`CheckSpec::ROW_LEVEL_KINDS`]: basin_engine::analytics::checks::CheckSpec::ROW_LEVEL_KINDS
+fn keep_mostly_to_row_level_checks(document: &mut serde_json::Value) {
+    use basin_engine::analytics::checks::CheckSpec;
+    let members = document["components"]["schemas"]["CheckDefinition"]["oneOf"].as_array_mut();
+    for member in members.into_iter().flatten() {
+        let kind = member["properties"]["type"]["enum"][0]
+            .as_str()
+            .unwrap_or_default();
+        if !CheckSpec::ROW_LEVEL_KINDS.contains(&kind)
+            && let Some(properties) = member["properties"].as_object_mut()
+        {
+            properties.remove("mostly");
+        }
+    }
 }
 
 /// utoipa draws a struct that flattens a tagged enum (a check: its common
@@ -109,11 +150,17 @@ fn spelled_out(schema: &serde_json::Value, components: &serde_json::Value) -> se
     let Some(Value::Array(parts)) = schema.get("allOf") else {
         return schema.clone();
     };
-    let parts: Vec<Value> = parts.iter().map(|p| spelled_out(&resolve(p), components)).collect();
+    let parts: Vec<Value> = parts
+        .iter()
+        .map(|p| spelled_out(&resolve(p), components))
+        .collect();
     let Some(union) = parts.iter().position(|p| p.get("oneOf").is_some()) else {
         return schema.clone();
     };
-    let members = parts[union]["oneOf"].as_array().cloned().unwrap_or_default();
+    let members = parts[union]["oneOf"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let common: Vec<&Value> = parts
         .iter()
         .enumerate()
@@ -123,7 +170,8 @@ fn spelled_out(schema: &serde_json::Value, components: &serde_json::Value) -> se
     let merged: Vec<Value> = members
         .iter()
         .map(|member| {
-            let mut object = serde_json::json!({"type": "object", "properties": {}, "required": []});
+            let mut object =
+                serde_json::json!({"type": "object", "properties": {}, "required": []});
             for part in std::iter::once(&resolve(member)).chain(common.iter().copied()) {
                 if let Some(properties) = part["properties"].as_object() {
                     for (name, property) in properties {
@@ -149,8 +197,10 @@ fn spelled_out(schema: &serde_json::Value, components: &serde_json::Value) -> se
         })
         .collect();
     let mut union = serde_json::json!({"oneOf": merged});
-    if let Some(description) = schema.get("description") {
-        union["description"] = description.clone();
+    for keyword in ["description", "example", "examples"] {
+        if let Some(value) = schema.get(keyword) {
+            union[keyword] = value.clone();
+        }
     }
     union
 }
@@ -192,13 +242,33 @@ fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{Ref, RefOr};
     const COMMON: [(&str, &str, &str); 8] = [
         ("400", "BadRequest", "a parameter or the body is invalid"),
-        ("401", "Unauthenticated", "no valid credentials (`WWW-Authenticate` says how to send them)"),
+        (
+            "401",
+            "Unauthenticated",
+            "no valid credentials (`WWW-Authenticate` says how to send them)",
+        ),
         ("403", "Forbidden", "the caller may not do this"),
         ("404", "NotFound", "what the path names does not exist"),
-        ("413", "PayloadTooLarge", "the body is larger than `http.body_limit`"),
-        ("415", "UnsupportedMediaType", "the body is not `application/json`"),
-        ("429", "RateLimited", "too many requests: retry after `Retry-After` seconds"),
-        ("503", "RequestTimeout", "the request ran past `http.request_timeout`"),
+        (
+            "413",
+            "PayloadTooLarge",
+            "the body is larger than `http.body_limit`",
+        ),
+        (
+            "415",
+            "UnsupportedMediaType",
+            "the body is not `application/json`",
+        ),
+        (
+            "429",
+            "RateLimited",
+            "too many requests: retry after `Retry-After` seconds",
+        ),
+        (
+            "503",
+            "RequestTimeout",
+            "the request ran past `http.request_timeout`",
+        ),
     ];
     let components = document.components.get_or_insert_with(Default::default);
     for (_, name, description) in COMMON {
@@ -211,7 +281,9 @@ fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
                     .build(),
             )
             .build();
-        components.responses.insert(name.to_owned(), RefOr::T(response));
+        components
+            .responses
+            .insert(name.to_owned(), RefOr::T(response));
     }
     for (path, item) in document.paths.paths.iter_mut() {
         let has_path_parameters = path.contains('{');
@@ -345,6 +417,109 @@ impl utoipa::PartialSchema for NewPassword {
 
 impl utoipa::ToSchema for NewPassword {}
 
+/// Bodies whose fields include alternatives of which the server takes
+/// exactly one, the others absent or null: by schema name, the alternatives,
+/// and whether none at all is allowed too (a plan of the saved pipeline).
+const ONE_OF_BODIES: [(&str, &[&str], bool); 5] = [
+    ("CreatePipeline", &DRAFT_FORMS, false),
+    ("ValidateBody", &DRAFT_FORMS, false),
+    ("SaveBody", &DRAFT_FORMS, false),
+    ("PlanRequest", &DRAFT_FORMS, true),
+    ("RestoreBody", &["version", "as_of"], false),
+];
+
+/// A pipeline draft: JSON, a `.sql` file's text, or nodes and edges.
+const DRAFT_FORMS: [&str; 3] = ["definition", "sql", "visual"];
+
+/// The Rust types of these bodies make every alternative optional, and the
+/// server refuses two or none ("give exactly one of …"); each becomes
+/// `oneOf` a member per alternative, so a generator sends what the server
+/// takes.
+fn spell_out_alternatives(document: &mut serde_json::Value) {
+    for (name, alternatives, none_too) in ONE_OF_BODIES {
+        let schema = &mut document["components"]["schemas"][name];
+        assert!(
+            schema.get("properties").is_some(),
+            "the body {name} is an object"
+        );
+        *schema = one_of_alternatives(schema, name, alternatives, none_too);
+    }
+}
+
+fn one_of_alternatives(
+    base: &serde_json::Value,
+    name: &str,
+    alternatives: &[&str],
+    none_too: bool,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut members = Vec::new();
+    let chosen = alternatives.iter().copied().map(Some);
+    for choice in chosen.chain(none_too.then_some(None)) {
+        let mut member = base.clone();
+        if let Some(map) = member.as_object_mut() {
+            map.remove("description");
+            map.remove("examples");
+        }
+        for &alternative in alternatives {
+            let property = &mut member["properties"][alternative];
+            *property = if choice == Some(alternative) {
+                not_null(property.take())
+            } else {
+                json!({"type": "null"})
+            };
+        }
+        let required = member["required"].as_array().cloned().unwrap_or_default();
+        member["required"] = Value::Array(
+            required
+                .into_iter()
+                .chain(choice.map(|f| json!(f)))
+                .collect(),
+        );
+        member["title"] = json!(format!("{name}_{}", choice.unwrap_or("none")));
+        member["additionalProperties"] = Value::Bool(false);
+        members.push(member);
+    }
+    let mut union = json!({"oneOf": members});
+    for keyword in ["description", "examples"] {
+        if let Some(value) = base.get(keyword) {
+            union[keyword] = value.clone();
+        }
+    }
+    union
+}
+
+/// `schema` without the null that an `Option` adds to it.
+fn not_null(schema: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let is_null = |s: &Value| s.get("type") == Some(&Value::String("null".into()));
+    match schema {
+        Value::Object(mut map) => {
+            if let Some(Value::Array(members)) = map.get("oneOf") {
+                let kept: Vec<Value> = members.iter().filter(|m| !is_null(m)).cloned().collect();
+                if let [only] = kept.as_slice() {
+                    let mut only = only.clone();
+                    if let Some(description) = map.get("description") {
+                        only["description"] = description.clone();
+                    }
+                    return only;
+                }
+                map.insert("oneOf".into(), Value::Array(kept));
+            }
+            if let Some(Value::Array(types)) = map.get("type") {
+                let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                let kept = match kept.as_slice() {
+                    [only] => only.clone(),
+                    _ => Value::Array(kept),
+                };
+                map.insert("type".into(), kept);
+            }
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
 /// The schema of a body that flattens two structs into one object: the
 /// properties and required fields of both, and nothing else. (utoipa draws a
 /// flattened field as `allOf`, which together with `additionalProperties:
@@ -423,7 +598,9 @@ fn claim(
 ) {
     match seen.get(name) {
         Some(existing) if existing != schema => {
-            panic!("two different schemas are named `{name}` in the OpenAPI document: give one a `#[schema(as = …)]` name")
+            panic!(
+                "two different schemas are named `{name}` in the OpenAPI document: give one a `#[schema(as = …)]` name"
+            )
         }
         Some(_) => {}
         None => {
@@ -578,6 +755,90 @@ mod tests {
             document["components"]["schemas"]["Identifier"]["pattern"],
             basin_engine::ident::NAME_PATTERN
         );
+    }
+
+    #[test]
+    fn closed_unions_refuse_unknown_keys_like_the_server() {
+        use basin_engine::analytics::checks::{CheckDefinition, CheckSpec};
+        use basin_engine::pipelines::model::{Incremental, Materialization};
+        use serde_json::json;
+        // The server refuses unknown keys in each of them...
+        let refused = [
+            serde_json::from_value::<CheckDefinition>(
+                json!({"name": "a", "type": "not_null", "column": "x", "extra": 1}),
+            )
+            .is_err(),
+            serde_json::from_value::<Materialization>(
+                json!({"kind": "incremental", "strategy": "append", "cursor": "at", "extra": 1}),
+            )
+            .is_err(),
+            serde_json::from_value::<Incremental>(
+                json!({"strategy": "append", "cursor": "at", "extra": 1}),
+            )
+            .is_err(),
+        ];
+        assert_eq!(refused, [true; 3]);
+        // ...and the document says so, member by member.
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        for name in super::CLOSED_UNIONS
+            .iter()
+            .chain(["CheckDefinition"].iter())
+        {
+            let members = schemas[*name]["oneOf"].as_array().unwrap();
+            for member in members.iter().filter(|m| m.get("properties").is_some()) {
+                assert_eq!(member["additionalProperties"], false, "{name}: {member}");
+            }
+        }
+        // `mostly` is offered to the row-level checks only.
+        let mut kinds = Vec::new();
+        for member in schemas["CheckDefinition"]["oneOf"].as_array().unwrap() {
+            let kind = member["properties"]["type"]["enum"][0].as_str().unwrap();
+            let row_level = CheckSpec::ROW_LEVEL_KINDS.contains(&kind);
+            assert_eq!(
+                member["properties"].get("mostly").is_some(),
+                row_level,
+                "{kind}"
+            );
+            assert_eq!(
+                member["properties"]["name"]["pattern"],
+                basin_engine::ident::NAME_PATTERN,
+                "{kind}"
+            );
+            kinds.push(kind);
+        }
+        assert_eq!(kinds.len(), 11, "{kinds:?}");
+    }
+
+    #[test]
+    fn bodies_with_alternatives_take_one() {
+        let document = document();
+        for (name, alternatives, none_too) in super::ONE_OF_BODIES {
+            let members = document["components"]["schemas"][name]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name} is a union"));
+            assert_eq!(
+                members.len(),
+                alternatives.len() + usize::from(none_too),
+                "{name}"
+            );
+            for member in members {
+                let given: Vec<&str> = alternatives
+                    .iter()
+                    .copied()
+                    .filter(|form| member["properties"][form]["type"] != "null")
+                    .collect();
+                let required = member["required"].as_array().unwrap();
+                assert!(given.len() <= 1, "{name}: {given:?}");
+                assert!(
+                    given
+                        .iter()
+                        .all(|form| required.contains(&Value::from(*form))),
+                    "{name}"
+                );
+                assert_eq!(member["additionalProperties"], false, "{name}");
+            }
+        }
     }
 
     #[test]

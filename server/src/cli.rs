@@ -200,6 +200,17 @@ impl From<CliPolicy> for BadRowPolicy {
 /// Parses arguments, runs the command, and turns errors into a message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The document depends on no setting, so printing it reads none: a
+    // generator script runs it in whatever environment it has.
+    if matches!(cli.command, Command::Openapi) {
+        return match print_openapi() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("basin: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut overrides: Overrides = Vec::new();
     if let Some(dir) = &cli.data_dir {
         overrides.push(("data_dir", dir.display().to_string()));
@@ -246,6 +257,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes the OpenAPI document `GET /api/v1/openapi.json` serves to stdout.
+fn print_openapi() -> anyhow::Result<()> {
+    let document = basin_http_api::openapi_document();
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &document)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn init_tracing(config: &Config, serving: bool) {
     // One-shot commands keep stderr for their own messages unless asked.
     let level = if serving {
@@ -284,13 +304,7 @@ async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::R
             Ok(())
         }
         Command::Serve { .. } => serve(config).await,
-        Command::Openapi => {
-            let document = basin_http_api::openapi_document();
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &document)?;
-            writeln!(out)?;
-            Ok(())
-        }
+        Command::Openapi => print_openapi(),
         Command::Pipeline { action } => crate::pipeline_cli::run(&config, action_of(action)).await,
         Command::Query {
             sql,

@@ -191,14 +191,27 @@ mod tests {
         use arrow::datatypes::{DataType, Field, Schema};
         use arrow::record_batch::RecordBatch;
         let dir = tempfile::tempdir().unwrap();
-        let schema = std::sync::Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(Int64Array::from(vec![1]))]).unwrap();
+        let schema =
+            std::sync::Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(Int64Array::from(vec![1]))],
+        )
+        .unwrap();
         let file_path = dir.path().join("t.arrow");
-        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&file_path).unwrap(), &schema).unwrap();
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(
+            std::fs::File::create(&file_path).unwrap(),
+            &schema,
+        )
+        .unwrap();
         writer.write(&batch).unwrap();
         writer.finish().unwrap();
         let stream_path = dir.path().join("t.arrows");
-        let mut writer = arrow::ipc::writer::StreamWriter::try_new(std::fs::File::create(&stream_path).unwrap(), &schema).unwrap();
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(
+            std::fs::File::create(&stream_path).unwrap(),
+            &schema,
+        )
+        .unwrap();
         writer.write(&batch).unwrap();
         writer.finish().unwrap();
         assert_eq!(arrow_schema(&file_path).unwrap(), schema);

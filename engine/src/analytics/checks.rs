@@ -85,6 +85,7 @@ const KS_ALPHA: f64 = 0.05;
 pub struct CheckDefinition {
     /// Unique per dataset; lowercase letters, digits and `_`, starting with a
     /// letter or `_`, at most 63 characters.
+    #[schema(pattern = "^[a-z_][a-z0-9_]{0,62}$")]
     pub name: String,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +96,7 @@ pub struct CheckDefinition {
     /// Row-level checks only: pass when at least this fraction (0 to 1) of
     /// the rows considered pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub mostly: Option<f64>,
     /// Warn when this holds for the observed value (replaces the default warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,16 +238,19 @@ impl CheckSpec {
 
     /// Whether the check counts passing and failing rows (and so takes `mostly`).
     pub fn is_row_level(&self) -> bool {
-        matches!(
-            self,
-            Self::NotNull { .. }
-                | Self::Unique { .. }
-                | Self::AcceptedValues { .. }
-                | Self::Range { .. }
-                | Self::Regex { .. }
-                | Self::Referential { .. }
-        )
+        Self::ROW_LEVEL_KINDS.contains(&self.kind())
     }
+
+    /// The [`kind`](Self::kind)s of the row-level checks, the ones that take
+    /// `mostly`.
+    pub const ROW_LEVEL_KINDS: &'static [&'static str] = &[
+        "not_null",
+        "unique",
+        "accepted_values",
+        "range",
+        "regex",
+        "referential",
+    ];
 }
 
 /// A column a `schema` check expects.

@@ -85,10 +85,19 @@ impl CheckRunReport {
 }
 
 fn parse_definition(definition: serde_json::Value) -> Result<CheckDefinition> {
-    serde_json::from_value(definition).map_err(|e| Error::Analytics {
+    let invalid = |message: String| Error::Analytics {
         problem: crate::error::AnalyticsProblem::InvalidCheck,
-        message: format!("invalid check: {e}"),
-    })
+        message,
+    };
+    // serde would take a variant's index for its name (`"type": 0`).
+    if let Some(kind) = definition.get("type")
+        && !kind.is_string()
+    {
+        return Err(invalid(format!(
+            "invalid check: `type` must be a check's name, got {kind}"
+        )));
+    }
+    serde_json::from_value(definition).map_err(|e| invalid(format!("invalid check: {e}")))
 }
 
 impl Engine {

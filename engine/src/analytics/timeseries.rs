@@ -435,8 +435,12 @@ impl utoipa::PartialSchema for Filter {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{OneOfBuilder, Ref};
         let mut one_of = OneOfBuilder::new()
-            .description(Some("a condition, or conditions combined with `and`, `or`, `not`"))
-            .item(Ref::from_schema_name(<Condition as utoipa::ToSchema>::name()));
+            .description(Some(
+                "a condition, or conditions combined with `and`, `or`, `not`",
+            ))
+            .item(Ref::from_schema_name(
+                <Condition as utoipa::ToSchema>::name(),
+            ));
         for (name, _, _) in FILTER_GROUPS {
             one_of = one_of.item(Ref::from_schema_name(name));
         }
@@ -450,7 +454,10 @@ impl utoipa::ToSchema for Filter {
     }
 
     fn schemas(
-        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
     ) {
         use utoipa::PartialSchema as _;
         use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Ref};
@@ -459,7 +466,10 @@ impl utoipa::ToSchema for Filter {
             let value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> = if key == "not" {
                 filter().into()
             } else {
-                ArrayBuilder::new().items(filter()).min_items(Some(1)).into()
+                ArrayBuilder::new()
+                    .items(filter())
+                    .min_items(Some(1))
+                    .into()
             };
             let group = ObjectBuilder::new()
                 .description(Some(description))

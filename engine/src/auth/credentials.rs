@@ -103,7 +103,11 @@ mod tests {
         // Anything but the standard alphabet is refused, with the same message.
         for malformed in ["Basic YW5u_nBh", "Basic YW5uOnBh=", "Basic YW5uOnBh==="] {
             let err = Credentials::from_authorization(malformed).unwrap_err();
-            assert_eq!(err.to_string(), "malformed Basic credentials", "{malformed}");
+            assert_eq!(
+                err.to_string(),
+                "malformed Basic credentials",
+                "{malformed}"
+            );
         }
     }
 

@@ -45,8 +45,10 @@ pub struct SchemaHistoryRecord {
     /// Hash of the schema; equal schemas have equal fingerprints.
     pub fingerprint: String,
     /// The schema's fields.
+    #[schema(value_type = Vec<crate::schema::SchemaField>)]
     pub schema: serde_json::Value,
     /// Changes from the previous record.
+    #[schema(value_type = Vec<crate::schema::SchemaChange>)]
     pub changes: serde_json::Value,
     /// What recorded it: `ingest`, `write`, `sync`, `discover`.
     pub cause: String,

@@ -48,6 +48,7 @@ pub struct DatasetRecord {
     /// The Delta version these cached figures describe.
     pub version: i64,
     /// Columns as `[{name, type, nullable}]`.
+    #[schema(value_type = Vec<crate::schema::SchemaField>)]
     pub schema: serde_json::Value,
     /// Live rows at `version`.
     pub row_count: i64,

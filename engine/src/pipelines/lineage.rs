@@ -58,7 +58,9 @@ use serde::{Deserialize, Serialize};
 use crate::session::CATALOG_NAME;
 
 /// A column of a table a plan reads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct SourceColumn {
     /// The table, by the name it was scanned under: its bare name, or
     /// `catalog.schema.table` for a table of a connection.

@@ -11,10 +11,10 @@ use utoipa_axum::routes;
 use super::jobs::strip_prefix;
 use super::{PageParams, page_meta};
 use crate::AppState;
-use crate::openapi::DocumentedRoutes;
 use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::Query;
+use crate::openapi::DocumentedRoutes;
 
 answers! {
     /// A page of audit entries.

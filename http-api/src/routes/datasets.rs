@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
 use basin_engine::auth::{Action, Resource};
-use basin_engine::catalog::{DatasetFilter, DatasetRecord, DatasetSort, JobRecord, SchemaHistoryRecord};
+use basin_engine::catalog::{
+    DatasetFilter, DatasetRecord, DatasetSort, JobRecord, SchemaHistoryRecord,
+};
 use basin_engine::datasets::{DatasetPatch, DatasetStatistics, TimeTravel, VersionInfo};
 use basin_engine::ingest::{
     BadRowPolicy, IngestOptions, IngestReport, Source, SourceFile, TempFile, WriteMode,
@@ -221,7 +223,11 @@ struct IngestParams {
     delimiter: Option<String>,
     /// Whether the CSV has a header line; sniffed when absent.
     header: Option<bool>,
-    /// CSV quote character, one ASCII character.
+    /// CSV quote character, one ASCII character. Named `quote_char` because
+    /// generated clients put a parameter named `quote` in the place of the
+    /// URL-quoting function they call (openapi-python-client does); `quote`
+    /// still works.
+    #[serde(rename = "quote_char", alias = "quote")]
     #[schema(pattern = "^([\\x00-\\x7f]|\\\\t|tab)$")]
     quote: Option<String>,
     /// Strings read as null: comma-separated in a query string, an array in JSON.
@@ -340,7 +346,10 @@ struct CreateDatasetTarget {
     name: String,
     /// Absolute path (or `file://` URL) inside `ingest.allowed_roots`, or an
     /// `http(s)://` URL under an `ingest.allowed_urls` prefix.
-    #[schema(pattern = "^(/|file:///|https?://)", example = "/srv/imports/orders.csv")]
+    #[schema(
+        pattern = "^(/|file:///|https?://)",
+        example = "/srv/imports/orders.csv"
+    )]
     source: String,
     /// The same options, nested.
     options: Option<IngestParams>,
@@ -357,11 +366,17 @@ impl utoipa::PartialSchema for CreateDataset {
 
 impl utoipa::ToSchema for CreateDataset {
     fn schemas(
-        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
     ) {
         <CreateDatasetTarget as utoipa::ToSchema>::schemas(schemas);
         <IngestParams as utoipa::ToSchema>::schemas(schemas);
-        schemas.push(("IngestParams".into(), <IngestParams as utoipa::PartialSchema>::schema()));
+        schemas.push((
+            "IngestParams".into(),
+            <IngestParams as utoipa::PartialSchema>::schema(),
+        ));
     }
 }
 
@@ -421,7 +436,7 @@ fn merge_params(flat: IngestParams, nested: Option<IngestParams>) -> IngestParam
         ("on_error" = Option<BadRowPolicy>, Query, description = "fail (default), skip or quarantine"),
         ("delimiter" = Option<String>, Query, description = "CSV delimiter: one ASCII character, or `\\t` or `tab`", pattern = "^([\\x00-\\x7f]|\\\\t|tab)$"),
         ("header" = Option<bool>, Query, description = "whether the CSV has a header line"),
-        ("quote" = Option<String>, Query, description = "CSV quote character: one ASCII character", pattern = "^([\\x00-\\x7f]|\\\\t|tab)$"),
+        ("quote_char" = Option<String>, Query, description = "CSV quote character: one ASCII character", pattern = "^([\\x00-\\x7f]|\\\\t|tab)$"),
         ("null_values" = Option<String>, Query, description = "comma-separated null markers"),
         ("description" = Option<String>, Query, description = "description of a new dataset"),
         ("async" = Option<bool>, Query, description = "run as a job and answer 202")),

@@ -18,10 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::extract::WebSocketUpgrade;
-use crate::openapi::DocumentedRoutes;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
+use crate::extract::WebSocketUpgrade;
+use crate::openapi::DocumentedRoutes;
 
 /// How often a connection re-checks its credentials even when nothing was
 /// revoked (sessions expire on their own).

@@ -10,11 +10,11 @@ use utoipa_axum::routes;
 
 use super::{PageParams, page_meta};
 use crate::AppState;
-use crate::openapi::DocumentedRoutes;
 use crate::access::Caller;
 use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{Path, Query};
+use crate::openapi::DocumentedRoutes;
 
 answers! {
     /// A page of jobs.

@@ -264,11 +264,9 @@ async fn show(
                 sql: detail.definition.to_sql_file(),
             })
         }
-        Some("visual") => {
-            PipelineView::Visual(Box::new(
-                state.engine.pipeline_visual(&principal, &id).await?,
-            ))
-        }
+        Some("visual") => PipelineView::Visual(Box::new(
+            state.engine.pipeline_visual(&principal, &id).await?,
+        )),
         Some(other) => {
             return Err(ApiError::invalid(format!(
                 "format {other:?} is not one of json, sql, visual"
@@ -648,7 +646,9 @@ async fn cancel_run(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<RunAnswer> {
-    Ok(RunAnswer::new(state.engine.cancel_run(&principal, &id).await?))
+    Ok(RunAnswer::new(
+        state.engine.cancel_run(&principal, &id).await?,
+    ))
 }
 
 /// Retries a failed or canceled run from its failed steps: a new run of the

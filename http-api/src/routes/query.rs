@@ -13,11 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::openapi::{BinaryBody, DocumentedRoutes};
 use crate::access::Caller;
 use crate::encode::{QueryResult, ResultFormat, stream_body};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::Json;
+use crate::openapi::{BinaryBody, DocumentedRoutes};
 
 /// The longest deadline a query may ask for.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;

@@ -31,10 +31,10 @@ use utoipa_axum::routes;
 
 use super::events::CLOSE_UNAUTHENTICATED;
 use crate::AppState;
-use crate::openapi::DocumentedRoutes;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::{Query, WebSocketUpgrade};
+use crate::openapi::DocumentedRoutes;
 
 /// How often a connection re-checks its credentials when nothing was revoked.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);

@@ -374,6 +374,11 @@ async fn profiles_checks_history_metrics_alerts_and_the_dashboard() {
             json!({"name": "x", "type": "no_such_check"}),
             "invalid_check",
         ),
+        // serde alone would read the index as the first type, `not_null`.
+        (
+            json!({"name": "x", "type": 0, "column": "city"}),
+            "invalid_check",
+        ),
         (
             json!({"name": "x", "type": "not_null", "column": "city", "mostly": 2}),
             "invalid_check",

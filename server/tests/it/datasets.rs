@@ -367,7 +367,11 @@ async fn bad_names_paths_and_formats_are_refused() {
 
     for query in ["", "async=true"] {
         let (status, body) = server.upload("x", query, Vec::new()).await;
-        assert_eq!((status, error_code(&body)), (400, "invalid_input"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "invalid_input"),
+            "{body}"
+        );
     }
 
     let (status, body) = server.upload("x", "format=xlsx", b"a,b\n".to_vec()).await;

@@ -114,6 +114,8 @@ def fuzz(server, phase, reports, import_file):
             reports,
         ],
         env=env,
+        # Its cache (`.schemathesis/`) goes with the reports, not into the clone.
+        cwd=reports,
         capture_output=True,
         text=True,
         timeout=1800,
