@@ -442,8 +442,37 @@ fn spell_out_alternatives(document: &mut serde_json::Value) {
             schema.get("properties").is_some(),
             "the body {name} is an object"
         );
+        // A field every member shares that is an object drawn inline (a map
+        // of param values) becomes one named schema: drawn inline in each
+        // member, generators make one model per member of the same name.
+        let mut shared = Vec::new();
+        let properties = schema["properties"].as_object_mut().into_iter().flatten();
+        for (property, field) in properties {
+            if !alternatives.contains(&property.as_str())
+                && field.get("type") == Some(&"object".into())
+            {
+                let component = format!("{name}{}", pascal_case(property));
+                shared.push((component.clone(), field.take()));
+                *field = serde_json::json!({"$ref": format!("#/components/schemas/{component}")});
+            }
+        }
         *schema = one_of_alternatives(schema, name, alternatives, none_too);
+        for (component, field) in shared {
+            document["components"]["schemas"][component] = field;
+        }
     }
+}
+
+/// `snake_case` as `PascalCase`.
+fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect()
 }
 
 fn one_of_alternatives(
@@ -476,6 +505,8 @@ fn one_of_alternatives(
                 .chain(choice.map(|f| json!(f)))
                 .collect(),
         );
+        // Generators name each member's model after its title:
+        // `RestoreBodyVersion`, `PlanRequestNone`.
         member["title"] = json!(format!("{name}_{}", choice.unwrap_or("none")));
         member["additionalProperties"] = Value::Bool(false);
         members.push(member);

@@ -51,7 +51,7 @@ def test_generated_client_walks_through_the_readme(server, basin_client):
         LoginBody,
         PreviewResult,
         QueryResult,
-        RestoreBody,
+        RestoreBodyVersion,
         SqlQuery,
         VersionList,
         WriteMode,
@@ -112,7 +112,7 @@ def test_generated_client_walks_through_the_readme(server, basin_client):
     assert isinstance(versions, VersionList), versions
     assert sorted(v.version for v in versions.data) == [0, 1]
 
-    restored = restore_dataset.sync("walk_orders", client=client, body=RestoreBody(version=0))
+    restored = restore_dataset.sync("walk_orders", client=client, body=RestoreBodyVersion(version=0))
     assert isinstance(restored, DatasetAnswer), restored
     assert restored.data.version == 2
     assert restored.data.row_count == first_rows
