@@ -152,12 +152,8 @@ fn integers_where_wanted(schema: &Value, value: &mut Value, components: &Value, 
     if depth > MAX_SHAPE_DEPTH {
         return;
     }
-    if let Some(name) = schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/components/schemas/"))
-    {
-        return integers_where_wanted(&components[name], value, components, depth + 1);
+    if schema.get("$ref").is_some() {
+        return integers_where_wanted(referenced(schema, components), value, components, depth + 1);
     }
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
@@ -222,17 +218,19 @@ fn integers_where_wanted(schema: &Value, value: &mut Value, components: &Value, 
     }
 }
 
-/// Whether `value` could be `member` of a union: of one of its JSON types,
-/// and with the values its tag properties (one-value `enum`s) fix.
-fn carries_tags(member: &Value, value: &Value, components: &Value) -> bool {
-    let member = match member
+/// The component `schema` refers to, or `schema` itself.
+fn referenced<'a>(schema: &'a Value, components: &'a Value) -> &'a Value {
+    schema
         .get("$ref")
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix("#/components/schemas/"))
-    {
-        Some(name) => &components[name],
-        None => member,
-    };
+        .map_or(schema, |name| &components[name])
+}
+
+/// Whether `value` could be `member` of a union: of one of its JSON types,
+/// and with the values its tag properties (one-value `enum`s) fix.
+fn carries_tags(member: &Value, value: &Value, components: &Value) -> bool {
+    let member = referenced(member, components);
     let json_type = match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -29,10 +29,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let max_depth = req
-            .extensions()
-            .get::<JsonDepth>()
-            .map_or(DEFAULT_JSON_DEPTH, |d| d.0);
         let is_json = req
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -49,15 +45,16 @@ where
             )
             .with_hint("send the body with content-type: application/json"));
         }
-        let route = BodyRoute::of(&req);
-        let bytes = read_body(req, state).await?;
-        body_of(&route, &bytes, max_depth).map(Self)
+        let (route, bytes) = read_json_request(req, state).await?;
+        body_of(&route, &bytes).map(Self)
     }
 }
 
 /// The route a request matched and what its body is checked against.
 pub(crate) struct BodyRoute {
     method: axum::http::Method,
+    /// How deep the body's JSON may nest.
+    max_depth: usize,
     template: Option<String>,
     shapes: Option<std::sync::Arc<crate::body_shape::BodyShapes>>,
 }
@@ -66,6 +63,10 @@ impl BodyRoute {
     fn of(req: &Request) -> Self {
         Self {
             method: req.method().clone(),
+            max_depth: req
+                .extensions()
+                .get::<JsonDepth>()
+                .map_or(DEFAULT_JSON_DEPTH, |d| d.0),
             template: req
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
@@ -80,11 +81,8 @@ impl BodyRoute {
 
 /// A JSON object body read as `T`: not nested too deep, an object, what `T`
 /// says, then the shape the route documents.
-fn body_of<T: DeserializeOwned + 'static>(
-    route: &BodyRoute,
-    bytes: &[u8],
-    max_depth: usize,
-) -> Result<T, ApiError> {
+fn body_of<T: DeserializeOwned + 'static>(route: &BodyRoute, bytes: &[u8]) -> Result<T, ApiError> {
+    let max_depth = route.max_depth;
     if nesting_depth(bytes) > max_depth {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -137,18 +135,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let max_depth = req
-            .extensions()
-            .get::<JsonDepth>()
-            .map_or(DEFAULT_JSON_DEPTH, |d| d.0);
-        let route = BodyRoute::of(&req);
-        let bytes = read_body(req, state).await?;
+        let (route, bytes) = read_json_request(req, state).await?;
         let trimmed = bytes.trim_ascii();
         if trimmed.is_empty() || trimmed == b"null" {
             return Ok(Self(T::default()));
         }
-        body_of(&route, &bytes, max_depth).map(Self)
+        body_of(&route, &bytes).map(Self)
     }
+}
+
+/// What the JSON extractors read from a request: the route it matched (with
+/// the depth limit) and its body.
+async fn read_json_request<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(BodyRoute, axum::body::Bytes), ApiError> {
+    let route = BodyRoute::of(&req);
+    let bytes = read_body(req, state).await?;
+    Ok((route, bytes))
 }
 
 /// The request body, within the body limit.

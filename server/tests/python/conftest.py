@@ -1,9 +1,12 @@
 """Starts real `basin serve` processes (the binary in BASIN_BIN) for the tests in this directory."""
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -66,3 +69,18 @@ def basin_server(**env_overrides):
 def server():
     with basin_server() as server:
         yield server
+
+
+def call(server, method, path, body=None, token=None, raw=None, content_type="application/json"):
+    """A REST call: `body` as JSON or `raw` bytes; the status and the decoded answer."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    headers = {"content-type": content_type}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(server.http + "/api/v1" + path, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")

@@ -8,11 +8,8 @@ docs/analytics.md states.
 
 import bisect
 import io
-import json
 import random
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -20,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, call
 
 ROWS = 60_000  # above the 32,768-value sample, so quantiles are estimated
 DUPLICATES = 37
@@ -28,20 +25,6 @@ DUPLICATES = 37
 RANK_BOUND = 0.0108
 # HyperLogLog with 2^14 registers: σ ≈ 0.81 %; 4σ.
 DISTINCT_BOUND = 0.033
-
-
-def call(server, method, path, body=None, token=None, raw=None, content_type="application/json"):
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    headers = {"content-type": content_type}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(server.http + "/api/v1" + path, method=method, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,20 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 from conftest import ADMIN_PASSWORD, basin_server
+from conftest import call as rest_call
 
 HERE = pathlib.Path(__file__).parent
 TESTDATA = HERE.parent.parent.parent / "testdata"
 
 
 def call(server, method, path, body=None, token=None, content_type="application/json"):
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{server.http}/api/v1{path}", method=method, data=data)
-    if data is not None:
-        request.add_header("content-type", content_type)
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
+    """A REST call that must succeed: `body` as JSON, or bytes; the decoded answer."""
+    raw = body if isinstance(body, bytes) else None
+    status, answer = rest_call(server, method, path, None if raw else body, token, raw, content_type)
+    assert 200 <= status < 300, (method, path, status, answer)
+    return answer
 
 
 def seed(server, token):
