@@ -36,7 +36,7 @@ fn engine_benches(c: &mut Criterion) {
                 ..Default::default()
             };
             runtime
-                .block_on(engine.ingest_file("orders", &csv, options, None))
+                .block_on(engine.ingest_file(&Principal::local(), "orders", &csv, options, None))
                 .expect("ingest")
         })
     });
@@ -68,7 +68,7 @@ fn engine_benches(c: &mut Criterion) {
 /// and an API key, each a lookup by SHA-256 plus the user and their grants.
 fn auth_benches(c: &mut Criterion) {
     use basin_engine::auth::throttle::RateLimit;
-    use basin_engine::auth::{Action, ClientInfo, Credentials, NewApiKey, Resource, Scope};
+    use basin_engine::auth::{Action, ClientInfo, Credentials, Door, NewApiKey, Resource, Scope};
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = EngineConfig::new(dir.path());
@@ -83,7 +83,7 @@ fn auth_benches(c: &mut Criterion) {
     let password = engine
         .take_first_admin_password()
         .expect("a fresh directory generates the admin's password");
-    let client = ClientInfo::default();
+    let client = ClientInfo::through(Door::Rest);
     let session = runtime
         .block_on(engine.login("admin", &password, &client))
         .expect("login")

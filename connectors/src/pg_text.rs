@@ -55,7 +55,7 @@ pub(crate) fn table(
     let select = columns
         .iter()
         .map(|(column, native)| {
-            let quoted = format!("\"{}\"", column.replace('"', "\"\""));
+            let quoted = basin_sql::quote_ident(column);
             if fallback_type(native) == DataType::Utf8 {
                 format!("{quoted}::text AS {quoted}")
             } else {

@@ -21,8 +21,9 @@ use serde_json::Value;
 
 use crate::auth::{Action, Principal};
 use crate::catalog::{ConnectionRecord, SchemaHistoryRecord};
+use crate::error::Entity;
 use crate::schema::{SchemaChange, SchemaField, fields_of_stream};
-use crate::{Engine, Error, Result, ident};
+use crate::{Engine, Error, Result};
 
 /// Longest a check or a connect may take when the connection sets no timeout of its own.
 const CONNECT_LIMIT: Duration = Duration::from_secs(120);
@@ -110,11 +111,7 @@ impl SourceCache {
 }
 
 /// SQL catalog names a connection may not take.
-const RESERVED_NAMES: [&str; 3] = [
-    crate::session::CATALOG_NAME,
-    "datafusion",
-    "information_schema",
-];
+const RESERVED_NAMES: [&str; 3] = [basin_sql::CATALOG_NAME, "datafusion", "information_schema"];
 
 fn secret_name(id: &str) -> String {
     format!("connection:{id}")
@@ -175,11 +172,33 @@ fn is_explicit_null(config: &Value, pointer: &str) -> bool {
 }
 
 impl Engine {
+    /// Only callers that may read beyond datasets see connections: an API
+    /// key limited to datasets does not.
+    pub(crate) fn authorize_connections(
+        &self,
+        principal: &crate::auth::Principal,
+        action: crate::auth::Action,
+    ) -> Result<()> {
+        principal.authorize(action, crate::auth::Resource::Global)?;
+        // A connection reads with its own credentials: nobody unidentified uses them.
+        if principal.via == crate::auth::Via::Anonymous {
+            return Err(Error::Unauthenticated(
+                "connections need a signed-in user or an API key".into(),
+            ));
+        }
+        if principal.dataset_limit().is_some() {
+            return Err(Error::Forbidden(
+                "this API key is limited to datasets: connections are out of its reach".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn connector(&self, kind: &str) -> Result<Arc<dyn Connector>> {
         self.inner
             .connectors
             .get(kind)
-            .ok_or_else(|| Error::ConnectorNotFound(kind.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Connector, kind.to_owned()))
     }
 
     pub(crate) fn source_env(&self) -> SourceEnv {
@@ -191,8 +210,10 @@ impl Engine {
     }
 
     /// The connector types this server offers.
-    pub fn connector_types(&self) -> Vec<ConnectorType> {
-        self.inner
+    pub fn connector_types(&self, principal: &Principal) -> Result<Vec<ConnectorType>> {
+        self.authorize_connections(principal, Action::Read)?;
+        Ok(self
+            .inner
             .connectors
             .all()
             .iter()
@@ -202,29 +223,41 @@ impl Engine {
                 description: c.description(),
                 secret_fields: c.secret_fields(),
             })
-            .collect()
+            .collect())
     }
 
     /// A connector type's configuration schema (JSON Schema 2020-12).
-    pub fn connector_spec(&self, kind: &str) -> Result<Value> {
+    pub fn connector_spec(&self, principal: &Principal, kind: &str) -> Result<Value> {
+        self.authorize_connections(principal, Action::Read)?;
         Ok(self.connector(kind)?.spec())
     }
 
     /// All connections.
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionRecord>> {
+    pub async fn list_connections(&self, principal: &Principal) -> Result<Vec<ConnectionRecord>> {
+        self.authorize_connections(principal, Action::Read)?;
         self.catalog().list_connections().await
     }
 
     /// One connection, by id or name.
-    pub async fn connection(&self, id_or_name: &str) -> Result<ConnectionRecord> {
+    pub async fn connection(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<ConnectionRecord> {
+        self.authorize_connections(principal, Action::Read)?;
+        self.connection_record(id_or_name).await
+    }
+
+    /// One connection, by id or name, for the engine's own use.
+    pub(crate) async fn connection_record(&self, id_or_name: &str) -> Result<ConnectionRecord> {
         self.catalog()
             .connection(id_or_name)
             .await?
-            .ok_or_else(|| Error::ConnectionNotFound(id_or_name.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Connection, id_or_name.to_owned()))
     }
 
     fn check_connection_name(name: &str) -> Result<()> {
-        ident::validate_name(name)?;
+        basin_sql::validate_name(name)?;
         if RESERVED_NAMES.contains(&name) {
             return Err(Error::InvalidInput(format!(
                 "`{name}` is reserved: choose another connection name"
@@ -240,6 +273,7 @@ impl Engine {
         principal: &Principal,
         new: NewConnection,
     ) -> Result<ConnectionRecord> {
+        self.authorize_connections(principal, Action::Admin)?;
         Self::check_connection_name(&new.name)?;
         let connector = self.connector(&new.kind)?;
         connector.validate(&new.config)?;
@@ -265,10 +299,12 @@ impl Engine {
     /// Changes a connection's name, description or configuration.
     pub async fn update_connection(
         &self,
+        principal: &Principal,
         id_or_name: &str,
         patch: ConnectionPatch,
     ) -> Result<ConnectionRecord> {
-        let mut record = self.connection(id_or_name).await?;
+        self.authorize_connections(principal, Action::Admin)?;
+        let mut record = self.connection_record(id_or_name).await?;
         let read_version = record.version;
         let connector = self.connector(&record.kind)?;
         let mut sealed = None;
@@ -316,8 +352,9 @@ impl Engine {
     }
 
     /// Deletes a connection, its sealed secrets, sync state and mappings.
-    pub async fn delete_connection(&self, id_or_name: &str) -> Result<()> {
-        let record = self.connection(id_or_name).await?;
+    pub async fn delete_connection(&self, principal: &Principal, id_or_name: &str) -> Result<()> {
+        self.authorize_connections(principal, Action::Admin)?;
+        let record = self.connection_record(id_or_name).await?;
         self.catalog()
             .delete_connection(&record.id, &secret_name(&record.id))
             .await?;
@@ -345,7 +382,17 @@ impl Engine {
 
     /// Checks an unsaved configuration: validates, connects, checks; never
     /// longer than the connection's own timeout.
-    pub async fn test_connection_config(&self, kind: &str, config: &Value) -> Result<CheckOutcome> {
+    pub async fn test_connection_config(
+        &self,
+        principal: &Principal,
+        kind: &str,
+        config: &Value,
+    ) -> Result<CheckOutcome> {
+        self.authorize_connections(principal, Action::Admin)?;
+        self.check_config(kind, config).await
+    }
+
+    async fn check_config(&self, kind: &str, config: &Value) -> Result<CheckOutcome> {
         let connector = self.connector(kind)?;
         Ok(connector::check(
             connector.as_ref(),
@@ -357,10 +404,15 @@ impl Engine {
     }
 
     /// Checks a saved connection (a fresh connect, not the cached source).
-    pub async fn test_connection(&self, id_or_name: &str) -> Result<CheckOutcome> {
-        let record = self.connection(id_or_name).await?;
+    pub async fn test_connection(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<CheckOutcome> {
+        self.authorize_connections(principal, Action::Write)?;
+        let record = self.connection_record(id_or_name).await?;
         let config = self.full_config(&record).await?;
-        self.test_connection_config(&record.kind, &config).await
+        self.check_config(&record.kind, &config).await
     }
 
     /// Drops a connection's opened source after a failure that a fresh
@@ -394,8 +446,13 @@ impl Engine {
 
     /// Lists a connection's streams, recording each stream's schema in its
     /// history when it changed.
-    pub async fn discover(&self, id_or_name: &str) -> Result<Vec<DiscoveredStream>> {
-        let record = self.connection(id_or_name).await?;
+    pub async fn discover(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<Vec<DiscoveredStream>> {
+        self.authorize_connections(principal, Action::Write)?;
+        let record = self.connection_record(id_or_name).await?;
         let source = self.open_source(&record).await?;
         let streams = match source.discover().await {
             Ok(streams) => streams,
@@ -422,10 +479,12 @@ impl Engine {
     /// A connection stream's schema history, oldest first.
     pub async fn stream_schema_history(
         &self,
+        principal: &Principal,
         id_or_name: &str,
         stream: &str,
     ) -> Result<Vec<SchemaHistoryRecord>> {
-        let record = self.connection(id_or_name).await?;
+        self.authorize_connections(principal, Action::Read)?;
+        let record = self.connection_record(id_or_name).await?;
         self.catalog()
             .schema_history(&stream_subject(&record.id, stream))
             .await
@@ -524,7 +583,7 @@ struct ConnectionSchema {
 /// Quotes a stream name part that holds a dot.
 fn stream_part(part: &str) -> String {
     if part.contains('.') || part.contains('"') {
-        format!("\"{}\"", part.replace('"', "\"\""))
+        basin_sql::quote_ident(part)
     } else {
         part.to_owned()
     }

@@ -15,8 +15,10 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::auth::{Action, Principal, Resource};
 use crate::catalog::{DatasetFilter, DatasetRecord, DatasetSort, Page};
-use crate::{Engine, Error, Result, ident};
+use crate::error::Entity;
+use crate::{Engine, Error, Result};
 
 /// A point in a dataset's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +195,7 @@ pub(crate) async fn snapshot_of(table: &DeltaTable) -> Result<Snapshot> {
         version: state.version() as i64,
         // Dataset schemas read as Delta stores them (`Utf8`), not as the
         // scan happens to decode them (`Utf8View`).
-        schema: crate::query::portable_schema(&provider.schema()),
+        schema: crate::portable::portable_schema(&provider.schema()),
         row_count: rows,
         size_bytes: bytes,
         file_count: files,
@@ -211,30 +213,66 @@ impl Snapshot {
 }
 
 impl Engine {
-    /// The live dataset with this name.
-    pub async fn dataset(&self, name: &str) -> Result<DatasetRecord> {
-        ident::validate_name(name)?;
+    /// The live dataset with this name, if the caller may read it.
+    pub async fn dataset(&self, principal: &Principal, name: &str) -> Result<DatasetRecord> {
+        principal.authorize(Action::Read, Resource::Dataset(name))?;
+        self.dataset_record(name).await
+    }
+
+    /// The live dataset with this name, for the engine's own use.
+    pub(crate) async fn dataset_record(&self, name: &str) -> Result<DatasetRecord> {
+        basin_sql::validate_name(name)?;
         self.catalog()
             .dataset_by_name(name)
             .await?
-            .ok_or_else(|| Error::DatasetNotFound(name.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Dataset, name.to_owned()))
     }
 
-    /// A page of datasets and the total count.
+    /// A page of the datasets the caller may see, and their total count
+    /// (an API key limited to datasets sees only those).
     pub async fn list_datasets(
         &self,
-        filter: &DatasetFilter,
+        principal: &Principal,
+        filter: DatasetFilter,
         sort: DatasetSort,
         page: Page,
     ) -> Result<(Vec<DatasetRecord>, u64)> {
-        self.catalog().list_datasets(filter, sort, page).await
+        principal.authorize(Action::Read, Resource::Global)?;
+        let filter = DatasetFilter {
+            only: principal.dataset_limit().map(<[String]>::to_vec),
+            ..filter
+        };
+        self.catalog().list_datasets(&filter, sort, page).await
+    }
+
+    /// The names of the live datasets the caller may read, those containing
+    /// `contains` (all when it is empty), in name order.
+    pub async fn readable_dataset_names(
+        &self,
+        principal: &Principal,
+        contains: &str,
+    ) -> Result<Vec<String>> {
+        let mut names = self.catalog().live_dataset_names().await?;
+        names.retain(|name| name.contains(contains) && principal.can_see_dataset(name));
+        Ok(names)
     }
 
     /// Renames, re-describes or re-tags a dataset.
-    pub async fn update_dataset(&self, name: &str, patch: DatasetPatch) -> Result<DatasetRecord> {
-        let mut record = self.dataset(name).await?;
+    ///
+    /// A rename writes the new name too: a grant or key limit must cover both.
+    pub async fn update_dataset(
+        &self,
+        principal: &Principal,
+        name: &str,
+        patch: DatasetPatch,
+    ) -> Result<DatasetRecord> {
+        principal.authorize(Action::Write, Resource::Dataset(name))?;
+        if let Some(new_name) = &patch.name {
+            principal.authorize(Action::Write, Resource::Dataset(new_name))?;
+        }
+        let mut record = self.dataset_record(name).await?;
         if let Some(new_name) = patch.name {
-            ident::validate_name(&new_name)?;
+            basin_sql::validate_name(&new_name)?;
             record.name = new_name;
         }
         if let Some(description) = patch.description {
@@ -250,8 +288,14 @@ impl Engine {
     }
 
     /// Soft-deletes a dataset (hidden, files kept), or with `purge` removes its files and row.
-    pub async fn delete_dataset(&self, name: &str, purge: bool) -> Result<()> {
-        let mut record = self.dataset(name).await?;
+    pub async fn delete_dataset(
+        &self,
+        principal: &Principal,
+        name: &str,
+        purge: bool,
+    ) -> Result<()> {
+        principal.authorize(Action::Write, Resource::Dataset(name))?;
+        let mut record = self.dataset_record(name).await?;
         if purge {
             self.catalog().purge_dataset(&record.id).await?;
             if let Some(path) = location_path(&record.location) {
@@ -269,6 +313,7 @@ impl Engine {
     /// A page of a dataset's rows, at its latest version or a point in history.
     pub async fn preview(
         &self,
+        principal: &Principal,
         name: &str,
         limit: usize,
         offset: usize,
@@ -279,7 +324,7 @@ impl Engine {
                 "limit must be at most {MAX_PREVIEW_ROWS}"
             )));
         }
-        let record = self.dataset(name).await?;
+        let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, at).await?;
         let snapshot = snapshot_of(&table).await?;
         let provider = table.table_provider().await?;
@@ -300,8 +345,13 @@ impl Engine {
     }
 
     /// The dataset's history, newest first.
-    pub async fn versions(&self, name: &str, limit: Option<usize>) -> Result<Vec<VersionInfo>> {
-        let record = self.dataset(name).await?;
+    pub async fn versions(
+        &self,
+        principal: &Principal,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<VersionInfo>> {
+        let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, None).await?;
         let latest = table.version().unwrap_or_default() as i64;
         let commits: Vec<_> = table.history(limit).try_collect().await?;
@@ -324,8 +374,14 @@ impl Engine {
     }
 
     /// Makes an earlier version current again, as a new version.
-    pub async fn restore(&self, name: &str, to: TimeTravel) -> Result<DatasetRecord> {
-        let mut record = self.dataset(name).await?;
+    pub async fn restore(
+        &self,
+        principal: &Principal,
+        name: &str,
+        to: TimeTravel,
+    ) -> Result<DatasetRecord> {
+        principal.authorize(Action::Write, Resource::Dataset(name))?;
+        let mut record = self.dataset_record(name).await?;
         let table = open_table(&record.location, None).await?;
         let latest = table.version().unwrap_or_default() as i64;
         let target = match to {
@@ -353,8 +409,8 @@ impl Engine {
     }
 
     /// Row count, and per column nulls, min, max and approximate distinct values.
-    pub async fn statistics(&self, name: &str) -> Result<DatasetStatistics> {
-        let record = self.dataset(name).await?;
+    pub async fn statistics(&self, principal: &Principal, name: &str) -> Result<DatasetStatistics> {
+        let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, None).await?;
         let snapshot = snapshot_of(&table).await?;
         let provider = table.table_provider().await?;
@@ -377,7 +433,7 @@ async fn column_statistics(
     let fields = snapshot.schema.fields().clone();
     let mut select = vec!["count(*) AS row_count".to_owned()];
     for (i, field) in fields.iter().enumerate() {
-        let col = format!("\"{}\"", field.name().replace('"', "\"\""));
+        let col = basin_sql::quote_ident(field.name());
         let dt = field.data_type();
         select.push(format!("count({col}) AS c{i}"));
         let ordered = dt.is_primitive()

@@ -9,6 +9,8 @@ use serde::Serialize;
 use basin_connectors::file::RejectedRow;
 use basin_connectors::{FailureKind, SourceError};
 
+pub use basin_analytics::AnalyticsProblem;
+
 /// A position in SQL text, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SqlLocation {
@@ -27,9 +29,151 @@ pub struct MalformedRows {
     pub rows: Vec<RejectedRow>,
 }
 
+/// What a [`Error::NotFound`] or [`Error::AlreadyExists`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    /// A dataset, by name.
+    Dataset,
+    /// A background job, by id.
+    Job,
+    /// A user, by name or id.
+    User,
+    /// An API key, by id.
+    ApiKey,
+    /// A login session, by id.
+    Session,
+    /// A connection, by id or name.
+    Connection,
+    /// A connector type, by its type name.
+    Connector,
+    /// A pipeline, by id or name.
+    Pipeline,
+    /// A pipeline run, by id.
+    Run,
+    /// A quality check of a dataset, by name.
+    Check,
+}
+
+impl Entity {
+    /// Every entity, for tests and documentation.
+    pub const ALL: [Self; 10] = [
+        Self::Dataset,
+        Self::Job,
+        Self::User,
+        Self::ApiKey,
+        Self::Session,
+        Self::Connection,
+        Self::Connector,
+        Self::Pipeline,
+        Self::Run,
+        Self::Check,
+    ];
+
+    /// How messages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Dataset => "dataset",
+            Self::Job => "job",
+            Self::User => "user",
+            Self::ApiKey => "api key",
+            Self::Session => "session",
+            Self::Connection => "connection",
+            Self::Connector => "connector type",
+            Self::Pipeline => "pipeline",
+            Self::Run => "run",
+            Self::Check => "check",
+        }
+    }
+
+    fn not_found_code(self) -> &'static str {
+        match self {
+            Self::Dataset => "dataset_not_found",
+            Self::Job => "job_not_found",
+            Self::User => "user_not_found",
+            Self::ApiKey => "api_key_not_found",
+            Self::Session => "session_not_found",
+            Self::Connection => "connection_not_found",
+            Self::Connector => "connector_not_found",
+            Self::Pipeline => "pipeline_not_found",
+            Self::Run => "run_not_found",
+            Self::Check => "check_not_found",
+        }
+    }
+
+    fn exists_code(self) -> &'static str {
+        match self {
+            Self::Dataset => "dataset_exists",
+            Self::Job => "job_exists",
+            Self::User => "user_exists",
+            Self::ApiKey => "api_key_exists",
+            Self::Session => "session_exists",
+            Self::Connection => "connection_exists",
+            Self::Connector => "connector_exists",
+            Self::Pipeline => "pipeline_exists",
+            Self::Run => "run_exists",
+            Self::Check => "check_exists",
+        }
+    }
+}
+
+/// The kinds of failure a protocol tells apart: each door maps a kind to
+/// its status once (HTTP status, gRPC code); codes and hints stay per variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is malformed or names something invalid.
+    InvalidInput,
+    /// The request is well-formed but its content cannot be processed
+    /// (malformed rows, a schema that does not fit, an invalid pipeline).
+    Unprocessable,
+    /// The input's format is not one Basin reads.
+    UnsupportedFormat,
+    /// No or wrong credentials.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// The thing does not exist (or the caller may not know it does).
+    NotFound,
+    /// The thing exists already.
+    AlreadyExists,
+    /// The thing is in a state that does not allow the request.
+    FailedPrecondition,
+    /// The thing changed since the caller read it.
+    Conflict,
+    /// A user canceled the operation.
+    Canceled,
+    /// The input is larger than allowed.
+    TooLarge,
+    /// A limit on resources or request rate was reached; retrying later may work.
+    Exhausted,
+    /// The operation ran past its deadline.
+    Timeout,
+    /// A source could not be reached or failed.
+    SourceUnavailable,
+    /// A source refused Basin's credentials or privileges.
+    SourceRefused,
+    /// A failure inside Basin; details are logged, not shown.
+    Internal,
+}
+
 /// Everything the engine can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
+    /// No such thing exists (or the caller may not know it does).
+    #[error("{} `{name}` not found", entity.label())]
+    NotFound {
+        /// What kind of thing.
+        entity: Entity,
+        /// The name or id asked for.
+        name: String,
+    },
+    /// A thing of that kind and name exists already.
+    #[error("{} `{name}` already exists", entity.label())]
+    AlreadyExists {
+        /// What kind of thing.
+        entity: Entity,
+        /// The name taken.
+        name: String,
+    },
     /// A name breaks the identifier rules.
     #[error(
         "invalid identifier {name:?}: use lowercase letters, digits and _, starting with a letter or _, at most 63 characters"
@@ -38,18 +182,9 @@ pub enum Error {
         /// The name as given.
         name: String,
     },
-    /// No dataset with that name exists.
-    #[error("dataset `{0}` not found")]
-    DatasetNotFound(String),
-    /// A dataset with that name exists already.
-    #[error("dataset `{0}` already exists")]
-    DatasetExists(String),
     /// The dataset has no such version (or none at that time).
     #[error("{0}")]
     VersionNotFound(String),
-    /// No job with that id exists.
-    #[error("job `{0}` not found")]
-    JobNotFound(String),
     /// The job has finished and cannot change state.
     #[error("job `{id}` is already {status}")]
     JobFinished {
@@ -76,9 +211,9 @@ pub enum Error {
     /// A server-side path lies outside the configured import roots.
     #[error("path {0:?} is outside the allowed import roots")]
     PathNotAllowed(String),
-    /// A server-side path does not exist.
+    /// A server-side path (or a URL) to read from does not exist.
     #[error("source {0:?} does not exist")]
-    SourceNotFound(String),
+    PathNotFound(String),
     /// A remote source could not be fetched (unreachable, or it answered an error).
     #[error("source unavailable: {0}")]
     SourceUnavailable(String),
@@ -119,15 +254,6 @@ pub enum Error {
         /// Seconds until a retry may succeed (at least 1).
         retry_after_secs: u64,
     },
-    /// No user with that name or id exists.
-    #[error("user `{0}` not found")]
-    UserNotFound(String),
-    /// A user with that name exists already.
-    #[error("user `{0}` already exists")]
-    UserExists(String),
-    /// No API key with that id exists (for this caller).
-    #[error("api key `{0}` not found")]
-    ApiKeyNotFound(String),
     /// The user has no grant on that dataset.
     #[error("`{username}` has no grant on `{dataset}`")]
     GrantNotFound {
@@ -136,24 +262,12 @@ pub enum Error {
         /// The dataset.
         dataset: String,
     },
-    /// No session with that id exists (for this caller).
-    #[error("session `{0}` not found")]
-    SessionNotFound(String),
     /// A new password breaks the password policy.
     #[error("{0}")]
     WeakPassword(String),
     /// The change would leave no enabled admin.
     #[error("{0}")]
     LastAdmin(String),
-    /// No connection with that id or name exists.
-    #[error("connection `{0}` not found")]
-    ConnectionNotFound(String),
-    /// A connection with that name exists already.
-    #[error("connection `{0}` already exists")]
-    ConnectionExists(String),
-    /// No connector of that type exists.
-    #[error("connector type `{0}` not found")]
-    ConnectorNotFound(String),
     /// A source failed: its configuration, credentials, network, privileges or time.
     #[error("{0}")]
     Source(SourceError),
@@ -168,12 +282,6 @@ pub enum Error {
         /// The changes, as the schema diff shows them.
         changes: serde_json::Value,
     },
-    /// No pipeline with that id or name exists.
-    #[error("pipeline `{0}` not found")]
-    PipelineNotFound(String),
-    /// A pipeline with that name exists already.
-    #[error("pipeline `{0}` already exists")]
-    PipelineExists(String),
     /// The pipeline definition does not validate; nothing was saved or run.
     #[error("{message}")]
     PipelineInvalid {
@@ -182,9 +290,6 @@ pub enum Error {
         /// Every diagnostic, with step, line and column.
         diagnostics: serde_json::Value,
     },
-    /// No run with that id exists.
-    #[error("run `{0}` not found")]
-    RunNotFound(String),
     /// The run is in a state that does not allow the request.
     #[error("{0}")]
     RunState(String),
@@ -197,59 +302,12 @@ pub enum Error {
         /// What was wrong, naming the field or column.
         message: String,
     },
-    /// No check with that name exists on the dataset.
-    #[error("check `{0}` not found")]
-    CheckNotFound(String),
-    /// A check with that name exists already on the dataset.
-    #[error("check `{0}` already exists")]
-    CheckExists(String),
     /// The dataset has not been profiled yet.
     #[error("dataset `{0}` has no profile yet; POST to its profile to compute one")]
     ProfileNotFound(String),
     /// A failure inside Basin or its storage; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// Why an analytics request was refused. Each has a stable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AnalyticsProblem {
-    /// A column the request names is not in the source.
-    UnknownColumn,
-    /// The time column is not a timestamp or date.
-    InvalidTimeColumn,
-    /// A measure does not fit its column's type, or is unknown.
-    InvalidMeasure,
-    /// The granularity is unknown or zero.
-    InvalidGranularity,
-    /// The date range cannot be read, or ends before it starts.
-    InvalidDateRange,
-    /// The time zone is not an IANA zone name.
-    InvalidTimezone,
-    /// A filter's operator does not fit its column or value.
-    InvalidFilter,
-    /// The answer would hold more points or series than allowed.
-    TooManyPoints,
-    /// A quality check's definition is invalid.
-    InvalidCheck,
-}
-
-impl AnalyticsProblem {
-    /// The stable error code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::UnknownColumn => "unknown_column",
-            Self::InvalidTimeColumn => "invalid_time_column",
-            Self::InvalidMeasure => "invalid_measure",
-            Self::InvalidGranularity => "invalid_granularity",
-            Self::InvalidDateRange => "invalid_date_range",
-            Self::InvalidTimezone => "invalid_timezone",
-            Self::InvalidFilter => "invalid_filter",
-            Self::TooManyPoints => "too_many_points",
-            Self::InvalidCheck => "invalid_check",
-        }
-    }
 }
 
 /// Result with the engine's [`Error`] as the default error.
@@ -262,11 +320,10 @@ impl Error {
     /// for the same failure, and a code never changes meaning.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::NotFound { entity, .. } => entity.not_found_code(),
+            Self::AlreadyExists { entity, .. } => entity.exists_code(),
             Self::InvalidIdentifier { .. } => "invalid_identifier",
-            Self::DatasetNotFound(_) => "dataset_not_found",
-            Self::DatasetExists(_) => "dataset_exists",
             Self::VersionNotFound(_) => "version_not_found",
-            Self::JobNotFound(_) => "job_not_found",
             Self::JobFinished { .. } => "job_finished",
             Self::InvalidInput(_) => "invalid_input",
             Self::UnsupportedFormat(_) => "unsupported_format",
@@ -274,7 +331,7 @@ impl Error {
             Self::MalformedInput(_) => "malformed_input",
             Self::SchemaMismatch(_) => "schema_mismatch",
             Self::PathNotAllowed(_) => "path_not_allowed",
-            Self::SourceNotFound(_) => "source_not_found",
+            Self::PathNotFound(_) => "source_not_found",
             Self::SourceUnavailable(_) => "source_unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Sql { .. } => "sql_error",
@@ -284,16 +341,9 @@ impl Error {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
-            Self::UserNotFound(_) => "user_not_found",
-            Self::UserExists(_) => "user_exists",
-            Self::ApiKeyNotFound(_) => "api_key_not_found",
             Self::GrantNotFound { .. } => "grant_not_found",
-            Self::SessionNotFound(_) => "session_not_found",
             Self::WeakPassword(_) => "weak_password",
             Self::LastAdmin(_) => "last_admin",
-            Self::ConnectionNotFound(_) => "connection_not_found",
-            Self::ConnectionExists(_) => "connection_exists",
-            Self::ConnectorNotFound(_) => "connector_not_found",
             Self::Source(e) => match e.kind {
                 FailureKind::Config => "source_config_invalid",
                 FailureKind::Auth => "source_auth_failed",
@@ -304,16 +354,69 @@ impl Error {
             },
             Self::SchemaChanged { .. } => "schema_changed",
             Self::Conflict(_) => "conflict",
-            Self::PipelineNotFound(_) => "pipeline_not_found",
-            Self::PipelineExists(_) => "pipeline_exists",
             Self::PipelineInvalid { .. } => "pipeline_invalid",
-            Self::RunNotFound(_) => "run_not_found",
             Self::RunState(_) => "run_state",
             Self::Analytics { problem, .. } => problem.code(),
-            Self::CheckNotFound(_) => "check_not_found",
-            Self::CheckExists(_) => "check_exists",
             Self::ProfileNotFound(_) => "profile_not_found",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The kind of failure, which each protocol maps to its status.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Self::NotFound { .. }
+            | Self::VersionNotFound(_)
+            | Self::PathNotFound(_)
+            | Self::GrantNotFound { .. }
+            | Self::ProfileNotFound(_) => K::NotFound,
+            Self::AlreadyExists { .. } => K::AlreadyExists,
+            Self::InvalidIdentifier { .. }
+            | Self::InvalidInput(_)
+            | Self::Sql { .. }
+            | Self::MalformedInput(_)
+            | Self::WeakPassword(_)
+            | Self::Analytics { .. } => K::InvalidInput,
+            Self::MalformedRows(_) | Self::SchemaMismatch(_) | Self::PipelineInvalid { .. } => {
+                K::Unprocessable
+            }
+            Self::UnsupportedFormat(_) => K::UnsupportedFormat,
+            Self::PathNotAllowed(_) | Self::Forbidden(_) => K::Forbidden,
+            Self::Unauthenticated(_) => K::Unauthenticated,
+            Self::JobFinished { .. }
+            | Self::LastAdmin(_)
+            | Self::RunState(_)
+            | Self::SchemaChanged { .. } => K::FailedPrecondition,
+            Self::Conflict(_) => K::Conflict,
+            Self::Canceled => K::Canceled,
+            Self::PayloadTooLarge { .. } => K::TooLarge,
+            Self::ResourcesExhausted(_) | Self::RateLimited { .. } => K::Exhausted,
+            Self::Timeout(_) => K::Timeout,
+            Self::SourceUnavailable(_) => K::SourceUnavailable,
+            Self::Source(e) => match e.kind {
+                FailureKind::Config => K::InvalidInput,
+                FailureKind::Auth | FailureKind::Permission => K::SourceRefused,
+                FailureKind::Network | FailureKind::System => K::SourceUnavailable,
+                FailureKind::Timeout => K::Timeout,
+            },
+            Self::Internal(_) => K::Internal,
+        }
+    }
+
+    /// No such `entity` called `name`.
+    pub fn not_found(entity: Entity, name: impl Into<String>) -> Self {
+        Self::NotFound {
+            entity,
+            name: name.into(),
+        }
+    }
+
+    /// An `entity` called `name` exists already.
+    pub fn already_exists(entity: Entity, name: impl Into<String>) -> Self {
+        Self::AlreadyExists {
+            entity,
+            name: name.into(),
         }
     }
 
@@ -457,6 +560,59 @@ impl From<deltalake_core::DeltaTableError> for Error {
             }
             other => Self::internal("delta", other),
         }
+    }
+}
+
+impl From<basin_analytics::Error> for Error {
+    fn from(err: basin_analytics::Error) -> Self {
+        use basin_analytics::Error as A;
+        match err {
+            A::Refused { problem, message } => Self::Analytics { problem, message },
+            A::InvalidInput(message) => Self::InvalidInput(message),
+            A::Internal(message) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<basin_pipeline_model::Error> for Error {
+    fn from(err: basin_pipeline_model::Error) -> Self {
+        use basin_pipeline_model::Error as P;
+        match err {
+            P::InvalidInput(message) => Self::InvalidInput(message),
+            P::Invalid {
+                message,
+                diagnostics,
+            } => Self::PipelineInvalid {
+                message,
+                diagnostics: serde_json::to_value(&diagnostics).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+impl From<basin_auth::Error> for Error {
+    fn from(err: basin_auth::Error) -> Self {
+        use basin_auth::Error as A;
+        match err {
+            A::Unauthenticated(message) => Self::Unauthenticated(message),
+            A::Forbidden(message) => Self::Forbidden(message),
+            A::InvalidInput(message) => Self::InvalidInput(message),
+            A::WeakPassword(message) => Self::WeakPassword(message),
+            A::RateLimited {
+                message,
+                retry_after_secs,
+            } => Self::RateLimited {
+                message,
+                retry_after_secs,
+            },
+            A::Internal(message) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<basin_sql::InvalidName> for Error {
+    fn from(err: basin_sql::InvalidName) -> Self {
+        Self::InvalidIdentifier { name: err.name }
     }
 }
 

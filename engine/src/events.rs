@@ -184,7 +184,82 @@ async fn write_events(
     }
 }
 
+/// Why a subscription to a channel was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRefused {
+    /// A stable code: `forbidden`, `invalid_channel`, or the lookup's own.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl ChannelRefused {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 impl Engine {
+    /// The channel as events name it (pipelines by id), if the caller may
+    /// follow it; the refusal carries the code a WebSocket error shows.
+    pub async fn resolve_channel(
+        &self,
+        principal: &Principal,
+        channel: &str,
+    ) -> std::result::Result<String, ChannelRefused> {
+        let (kind, key) = channel.split_once(':').unwrap_or((channel, ""));
+        let pipelines = || {
+            self.authorize_pipelines(principal, crate::auth::Action::Read)
+                .map_err(|e| ChannelRefused::new("forbidden", e.public_message()))
+        };
+        match (kind, key) {
+            ("pipeline", key) if !key.is_empty() => {
+                pipelines()?;
+                let pipeline = self
+                    .pipeline_record(key)
+                    .await
+                    .map_err(|e| ChannelRefused::new(e.code(), e.public_message()))?;
+                Ok(format!("pipeline:{}", pipeline.id))
+            }
+            ("run", key) if !key.is_empty() => {
+                pipelines()?;
+                Ok(channel.to_owned())
+            }
+            ("dataset", key) if !key.is_empty() => {
+                if principal.can_see_dataset(key) {
+                    Ok(channel.to_owned())
+                } else {
+                    Err(ChannelRefused::new(
+                        "forbidden",
+                        format!("you may not read dataset `{key}`"),
+                    ))
+                }
+            }
+            // Jobs are filtered per event (a key limited to datasets sees its own).
+            ("jobs", "") => {
+                principal
+                    .authorize(crate::auth::Action::Read, crate::auth::Resource::Global)
+                    .map_err(|e| {
+                        ChannelRefused::new("forbidden", crate::Error::from(e).public_message())
+                    })?;
+                Ok(channel.to_owned())
+            }
+            ("system", "") => {
+                pipelines()?;
+                Ok(channel.to_owned())
+            }
+            _ => Err(ChannelRefused::new(
+                "invalid_channel",
+                format!(
+                    "unknown channel {channel:?}: use pipeline:<id or name>, run:<id>, dataset:<name>, jobs or system"
+                ),
+            )),
+        }
+    }
+
     /// Subscribes to events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.inner.events.sender.subscribe()

@@ -32,13 +32,15 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::auth::{Action, Principal, Resource};
 use crate::catalog::DatasetRecord;
 use crate::datasets::{
     Snapshot, location_for, location_path, open_table, remove_dir_if_exists, schema_json,
     snapshot_of,
 };
+use crate::error::Entity;
 use crate::error::MalformedRows;
-use crate::{Engine, Error, Result, ident};
+use crate::{Engine, Error, Result};
 
 /// How a write relates to the dataset's existing data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -51,6 +53,37 @@ pub enum WriteMode {
     Append,
     /// Replace all rows and the schema (creating the dataset if needed).
     Overwrite,
+}
+
+/// What a stream write does when the dataset exists, and when it does not:
+/// decided by the engine at the write, so no lookup by the caller can go
+/// stale before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamWriteMode {
+    /// When the dataset exists.
+    pub if_exists: IfExists,
+    /// When it does not.
+    pub if_missing: IfMissing,
+}
+
+/// What a stream write does to an existing dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    /// Refuse with `dataset_exists`.
+    Fail,
+    /// Add the rows.
+    Append,
+    /// Replace rows and schema.
+    Replace,
+}
+
+/// What a stream write does when the dataset is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// Refuse with `dataset_not_found`.
+    Fail,
+    /// Create it.
+    Create,
 }
 
 /// What to do with rows that do not parse.
@@ -254,9 +287,18 @@ impl Engine {
         Ok((temp, stats.output_bytes))
     }
 
-    /// Checks a server-side source: a path inside the import roots, or an
-    /// http(s) URL under an allowed prefix. Nothing is read yet.
-    pub async fn resolve_source(&self, source: &str) -> Result<Source> {
+    /// Checks a server-side source for an ingest into `dataset`: that the
+    /// caller may write the dataset (first, so a refused caller never makes
+    /// Basin look anything up), and that the source is a path inside the
+    /// import roots or an http(s) URL under an allowed prefix. Nothing is
+    /// read yet.
+    pub async fn resolve_source(
+        &self,
+        principal: &Principal,
+        dataset: &str,
+        source: &str,
+    ) -> Result<Source> {
+        principal.authorize(Action::Write, Resource::Dataset(dataset))?;
         match url::Url::parse(source)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -286,7 +328,7 @@ impl Engine {
         .await
         .map_err(|e| match e {
             DownloadError::NotAllowed(url) => Error::PathNotAllowed(url),
-            DownloadError::NotFound(url, _) => Error::SourceNotFound(url),
+            DownloadError::NotFound(url, _) => Error::PathNotFound(url),
             DownloadError::Unavailable(message) => Error::SourceUnavailable(message),
             DownloadError::Spool(e) => e.into(),
         })?;
@@ -315,7 +357,7 @@ impl Engine {
             // outside the roots exist is not revealed.
             Err(_) => {
                 return Err(if self.inside_roots(&file::lexically_normal(source_path)) {
-                    Error::SourceNotFound(source.to_owned())
+                    Error::PathNotFound(source.to_owned())
                 } else {
                     Error::PathNotAllowed(source.to_owned())
                 });
@@ -339,8 +381,36 @@ impl Engine {
             .any(|root| path.starts_with(root))
     }
 
-    /// Writes a local file into a dataset as one new version.
+    /// Writes a local file into a dataset as one new version, if the caller
+    /// may write it. Audited, with the door it came through.
     pub async fn ingest_file(
+        &self,
+        principal: &Principal,
+        name: &str,
+        path: &Path,
+        options: IngestOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<IngestReport> {
+        let outcome = match principal.authorize(Action::Write, Resource::Dataset(name)) {
+            Ok(()) => {
+                self.ingest_authorized_file(name, path, options, progress)
+                    .await
+            }
+            Err(refused) => Err(refused.into()),
+        };
+        self.audit_change(
+            principal,
+            "dataset.ingest",
+            &format!("dataset:{name}"),
+            &outcome,
+        )
+        .await;
+        outcome
+    }
+
+    /// [`Engine::ingest_file`] once access is decided; its quarantine side
+    /// table belongs to the same write.
+    async fn ingest_authorized_file(
         &self,
         name: &str,
         path: &Path,
@@ -348,14 +418,14 @@ impl Engine {
         progress: Option<ProgressFn>,
     ) -> Result<IngestReport> {
         let started = Instant::now();
-        ident::validate_name(name)?;
+        basin_sql::validate_name(name)?;
         crate::datasets::validate_tags(&options.tags)?;
         if options.on_error == BadRowPolicy::Quarantine {
-            ident::validate_name(&format!("{name}{REJECTED_SUFFIX}"))?;
+            basin_sql::validate_name(&format!("{name}{REJECTED_SUFFIX}"))?;
         }
         let existing = self.catalog().dataset_by_name(name).await?;
         if options.mode == WriteMode::Create && existing.is_some() {
-            return Err(Error::DatasetExists(name.to_owned()));
+            return Err(Error::already_exists(Entity::Dataset, name.to_owned()));
         }
         let report = |msg: &str| {
             if let Some(p) = &progress {
@@ -514,7 +584,8 @@ impl Engine {
                 description: Some(format!("rows of `{name}` that failed to parse")),
                 ..Default::default()
             };
-            Box::pin(self.ingest_file(&side, rejects.path(), side_options, None)).await?;
+            Box::pin(self.ingest_authorized_file(&side, rejects.path(), side_options, None))
+                .await?;
             rejected_dataset = Some(side);
         }
         Ok(IngestReport {
@@ -626,17 +697,46 @@ impl Engine {
     /// leaves the dataset at its previous version.
     ///
     /// Appends match columns by name and cast to the dataset's types.
+    /// Audited, with the door it came through.
     pub async fn write_stream(
         &self,
+        principal: &Principal,
         name: &str,
-        mode: WriteMode,
+        mode: StreamWriteMode,
         stream: SendableRecordBatchStream,
     ) -> Result<WriteOutcome> {
-        ident::validate_name(name)?;
+        let outcome = self.write_stream_once(principal, name, mode, stream).await;
+        self.audit_change(
+            principal,
+            "dataset.ingest",
+            &format!("dataset:{name}"),
+            &outcome,
+        )
+        .await;
+        outcome
+    }
+
+    async fn write_stream_once(
+        &self,
+        principal: &Principal,
+        name: &str,
+        mode: StreamWriteMode,
+        stream: SendableRecordBatchStream,
+    ) -> Result<WriteOutcome> {
+        principal.authorize(Action::Write, Resource::Dataset(name))?;
+        basin_sql::validate_name(name)?;
         let existing = self.catalog().dataset_by_name(name).await?;
-        if mode == WriteMode::Create && existing.is_some() {
-            return Err(Error::DatasetExists(name.to_owned()));
-        }
+        let mode = match (&existing, mode.if_exists, mode.if_missing) {
+            (Some(_), IfExists::Fail, _) => {
+                return Err(Error::already_exists(Entity::Dataset, name.to_owned()));
+            }
+            (Some(_), IfExists::Append, _) => WriteMode::Append,
+            (Some(_), IfExists::Replace, _) => WriteMode::Overwrite,
+            (None, _, IfMissing::Fail) => {
+                return Err(Error::not_found(Entity::Dataset, name.to_owned()));
+            }
+            (None, _, IfMissing::Create) => WriteMode::Create,
+        };
         let ctx = self.sessions().file_context();
         let schema = stream.schema();
         let source = StreamingTable::try_new(
@@ -646,8 +746,8 @@ impl Engine {
         let mut frame = ctx.read_table(Arc::new(source))?;
         if let (Some(record), WriteMode::Append) = (&existing, mode) {
             let table = open_table(&record.location, None).await?;
-            let columns = crate::statements::ColumnMapping::ByName;
-            frame = crate::statements::conform(frame, &snapshot_of(&table).await?.schema, columns)?;
+            let columns = crate::conform::ColumnMapping::ByName;
+            frame = crate::conform::conform(frame, &snapshot_of(&table).await?.schema, columns)?;
         }
         self.commit_write(name, existing, mode, frame).await
     }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Action, Principal, Resource};
 use crate::catalog::{JobFilter, JobRecord, JobStatus, Page};
+use crate::error::Entity;
 use crate::ingest::ProgressFn;
 use crate::{Engine, Error, Result};
 
@@ -185,22 +187,57 @@ impl Engine {
         })
     }
 
-    /// One job.
-    pub async fn job(&self, id: &str) -> Result<JobRecord> {
+    /// One job, if the caller may see it (a key limited to datasets sees
+    /// only their jobs; others stay unknown to it).
+    pub async fn job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+        principal.authorize(Action::Read, Resource::Global)?;
+        let job = self.job_record(id).await?;
+        if !job.visible_to(principal) {
+            return Err(Error::not_found(Entity::Job, id.to_owned()));
+        }
+        Ok(job)
+    }
+
+    /// One job, for the engine's own use.
+    pub(crate) async fn job_record(&self, id: &str) -> Result<JobRecord> {
         self.catalog()
             .job(id)
             .await?
-            .ok_or_else(|| Error::JobNotFound(id.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Job, id.to_owned()))
     }
 
-    /// A page of jobs, newest first.
-    pub async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<(Vec<JobRecord>, u64)> {
-        self.catalog().list_jobs(filter, page).await
+    /// A page of the jobs the caller may see, newest first, and the total
+    /// count (for a key limited to datasets, pages may come up short).
+    pub async fn list_jobs(
+        &self,
+        principal: &Principal,
+        filter: &JobFilter,
+        page: Page,
+    ) -> Result<(Vec<JobRecord>, u64)> {
+        principal.authorize(Action::Read, Resource::Global)?;
+        let (mut jobs, total) = self.catalog().list_jobs(filter, page).await?;
+        jobs.retain(|job| job.visible_to(principal));
+        Ok((jobs, total))
     }
 
-    /// Cancels a queued or running job; returns the job as it is after the request.
-    pub async fn cancel_job(&self, id: &str) -> Result<JobRecord> {
-        let job = self.job(id).await?;
+    /// Cancels a queued or running job the caller may see; canceling writes
+    /// to the job's dataset, so a grant or key limit applies to it.
+    pub async fn cancel_job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+        // Canceling needs no read access: a write-only key cancels its own loads.
+        let job = self.job_record(id).await?;
+        if !job.visible_to(principal) {
+            return Err(Error::not_found(Entity::Job, id));
+        }
+        match job.dataset() {
+            Some(dataset) => principal.authorize(Action::Write, Resource::Dataset(dataset))?,
+            None => principal.authorize(Action::Write, Resource::Global)?,
+        }
+        self.cancel_job_record(id).await
+    }
+
+    /// Cancels a job for the engine's own use (a run being canceled).
+    pub(crate) async fn cancel_job_record(&self, id: &str) -> Result<JobRecord> {
+        let job = self.job_record(id).await?;
         if job.status.is_terminal() {
             return Err(Error::JobFinished {
                 id: id.to_owned(),
@@ -220,20 +257,25 @@ impl Engine {
         }
         // Give the task a moment to record the outcome, so callers usually see it.
         for _ in 0..20 {
-            let current = self.job(id).await?;
+            let current = self.job_record(id).await?;
             if current.status.is_terminal() {
                 return Ok(current);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        self.job(id).await
+        self.job_record(id).await
     }
 
     /// Waits until a job ends (polling the catalog), for the CLI and tests.
-    pub async fn wait_job(&self, id: &str, timeout: Duration) -> Result<JobRecord> {
+    pub async fn wait_job(
+        &self,
+        principal: &Principal,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<JobRecord> {
         let deadline = Instant::now() + timeout;
         loop {
-            let job = self.job(id).await?;
+            let job = self.job(principal, id).await?;
             if job.status.is_terminal() {
                 return Ok(job);
             }

@@ -18,17 +18,19 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod conform;
 pub mod connections;
 pub mod datasets;
 pub mod error;
 pub mod events;
 pub mod executor;
-pub mod ident;
 pub mod ingest;
 pub mod jobs;
 pub mod pipelines;
+pub mod portable;
 pub mod query;
 pub mod schema;
+pub mod schema_history;
 pub mod secrets;
 pub mod session;
 pub mod statements;
@@ -275,12 +277,16 @@ impl Engine {
     }
 
     /// Checks that the catalog answers and the data directory is writable.
-    pub async fn ready(&self) -> Result<()> {
-        self.catalog().ping().await?;
+    pub async fn ready(&self) -> Vec<(&'static str, Result<()>)> {
+        let catalog = self.catalog().ping().await;
         let probe = self.tmp_dir().join(".ready");
-        tokio::fs::write(&probe, b"ok").await?;
-        tokio::fs::remove_file(&probe).await?;
-        Ok(())
+        let storage = async {
+            tokio::fs::write(&probe, b"ok").await?;
+            tokio::fs::remove_file(&probe).await?;
+            Ok(())
+        }
+        .await;
+        vec![("catalog", catalog), ("storage", storage)]
     }
 
     /// Cancels running jobs and closes the catalog.

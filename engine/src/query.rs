@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
@@ -19,6 +18,7 @@ use futures::StreamExt;
 
 use crate::auth::{Action, Principal, Resource};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
+use crate::portable::{portable, portable_schema};
 use crate::{Engine, Error, Result};
 
 /// A query as callers pose it.
@@ -101,8 +101,13 @@ impl Engine {
     }
 
     /// A dataset version's columns and size.
-    pub async fn dataset_shape(&self, name: &str, at: Option<TimeTravel>) -> Result<DatasetShape> {
-        let record = self.dataset(name).await?;
+    pub async fn dataset_shape(
+        &self,
+        principal: &Principal,
+        name: &str,
+        at: Option<TimeTravel>,
+    ) -> Result<DatasetShape> {
+        let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, at).await?;
         let snapshot = snapshot_of(&table).await?;
         Ok(DatasetShape {
@@ -116,10 +121,11 @@ impl Engine {
     /// Streams a dataset (at a version, or the latest), batch by batch.
     pub async fn read_dataset(
         &self,
+        principal: &Principal,
         name: &str,
         at: Option<TimeTravel>,
     ) -> Result<SendableRecordBatchStream> {
-        let record = self.dataset(name).await?;
+        let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, at).await?;
         let provider = table.table_provider().await?;
         let ctx = self.sessions().file_context();
@@ -341,62 +347,6 @@ pub(crate) fn number_placeholders(sql: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Types every client reads: view types (which DataFusion produces when it
-/// scans Parquet) become their plain forms. Flight encoders also send a view
-/// column's whole shared buffers with every slice, so this keeps the wire small.
-pub fn portable_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new_with_metadata(
-        schema
-            .fields()
-            .iter()
-            .map(|f| match portable_type(f.data_type()) {
-                Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
-                None => f.clone(),
-            })
-            .collect::<Vec<_>>(),
-        schema.metadata().clone(),
-    ))
-}
-
-fn portable_type(data_type: &DataType) -> Option<DataType> {
-    match data_type {
-        DataType::Utf8View => Some(DataType::Utf8),
-        DataType::BinaryView => Some(DataType::Binary),
-        _ => None,
-    }
-}
-
-/// Casts a stream's view columns to their plain forms (see [`portable_schema`]).
-pub fn portable(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
-    let schema = stream.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| portable_type(f.data_type()).is_some())
-    {
-        return stream;
-    }
-    let target = portable_schema(&schema);
-    let out = target.clone();
-    let cast = stream.map(move |batch| {
-        let batch = batch?;
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    arrow::compute::cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(target.clone(), columns)?)
-    });
-    Box::pin(RecordBatchStreamAdapter::new(out, cast))
-}
-
 /// Ends a stream with a timeout error once `remaining` has passed.
 fn with_deadline(
     stream: SendableRecordBatchStream,
@@ -430,16 +380,5 @@ mod tests {
             "SELECT '?', \"a?\" FROM t -- ?\nWHERE a = $1 AND b > $2"
         );
         assert_eq!(number_placeholders("SELECT $1").unwrap(), "SELECT $1");
-    }
-
-    #[test]
-    fn view_types_become_plain() {
-        let schema = Schema::new(vec![
-            Field::new("s", DataType::Utf8View, true),
-            Field::new("n", DataType::Int64, false),
-        ]);
-        let portable = portable_schema(&schema);
-        assert_eq!(portable.field(0).data_type(), &DataType::Utf8);
-        assert_eq!(portable.field(1).data_type(), &DataType::Int64);
     }
 }

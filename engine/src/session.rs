@@ -15,12 +15,9 @@ use deltalake_core::delta_datafusion::planner::DeltaPlanner;
 use crate::auth::Principal;
 use crate::catalog::CatalogStore;
 use crate::datasets::open_table;
-use crate::{Error, Result};
+use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
 
-/// The SQL catalog datasets live in.
-pub const CATALOG_NAME: &str = "basin";
-/// The SQL schema datasets live in.
-pub const SCHEMA_NAME: &str = "public";
+use crate::{Error, Result};
 
 /// Creates query contexts that share one runtime environment.
 #[derive(Debug, Clone)]

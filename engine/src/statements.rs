@@ -6,10 +6,9 @@
 //! Everything else that changes state (`DROP`, `UPDATE`, `COPY`, …) is refused;
 //! datasets are managed through the dataset API.
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::common::{Column, ScalarValue};
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Expr, cast, lit};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -18,10 +17,12 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::auth::{Action, Principal, Resource};
+use crate::conform::{ColumnMapping, conform};
+use crate::error::Entity;
 use crate::ingest::{WriteMode, WriteOutcome};
 use crate::query::{bind_parameters, number_placeholders, parameter_schema};
-use crate::session::{CATALOG_NAME, SCHEMA_NAME};
-use crate::{Engine, Error, Result, ident};
+use crate::{Engine, Error, Result};
+use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
 
 /// Whether a statement reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,17 +65,6 @@ enum CreateSource {
     Columns(Vec<(String, String)>),
 }
 
-/// How the columns of new rows meet a dataset's columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ColumnMapping {
-    /// Same names (any order); every column must be present.
-    ByName,
-    /// In the dataset's order, as `INSERT INTO t SELECT …` does.
-    ByPosition,
-    /// The listed dataset columns, in order; the others get nulls.
-    Listed(Vec<String>),
-}
-
 impl Engine {
     /// Whether `sql` is a query or a write, from its syntax alone.
     pub fn statement_kind(&self, sql: &str) -> Result<StatementKind> {
@@ -104,7 +94,21 @@ impl Engine {
 
     /// Runs a `CREATE TABLE` or `INSERT INTO` statement as one new dataset
     /// version. Planning, like the write itself, runs on the CPU runtime.
+    ///
+    /// Audited, with the door it came through.
     pub async fn execute_write(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<WriteOutcome> {
+        let outcome = self.run_write(principal, sql, params).await;
+        self.audit_change(principal, "sql.write", sql, &outcome)
+            .await;
+        outcome
+    }
+
+    async fn run_write(
         &self,
         principal: &Principal,
         sql: &str,
@@ -131,7 +135,7 @@ impl Engine {
                             rows_written: 0,
                         });
                     }
-                    return Err(Error::DatasetExists(name));
+                    return Err(Error::already_exists(Entity::Dataset, name));
                 }
                 let frame = self
                     .executor()
@@ -152,7 +156,7 @@ impl Engine {
                 columns,
                 query,
             } => {
-                let record = self.dataset(&name).await?;
+                let record = self.dataset_record(&name).await?;
                 let table = crate::datasets::open_table(&record.location, None).await?;
                 let target = crate::datasets::snapshot_of(&table).await?.schema;
                 let mapping = if columns.is_empty() {
@@ -295,7 +299,7 @@ fn dataset_name(name: &ObjectName) -> Result<String> {
             )));
         }
     };
-    ident::validate_name(table)?;
+    basin_sql::validate_name(table)?;
     Ok(table.clone())
 }
 
@@ -327,111 +331,11 @@ async fn plan_query(ctx: &SessionContext, query: Query) -> Result<DataFrame> {
 async fn empty_frame(ctx: &SessionContext, columns: &[(String, String)]) -> Result<DataFrame> {
     let select = columns
         .iter()
-        .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS \"{}\"", name.replace('"', "\"\"")))
+        .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {}", basin_sql::quote_ident(name)))
         .collect::<Vec<_>>()
         .join(", ");
     let frame = ctx.sql(&format!("SELECT {select}")).await?;
     Ok(frame.limit(0, Some(0))?)
-}
-
-/// Projects `frame` onto `target`'s columns and types under `mapping`.
-pub(crate) fn conform(
-    frame: DataFrame,
-    target: &Schema,
-    mapping: ColumnMapping,
-) -> Result<DataFrame> {
-    let source: Vec<(String, DataType)> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.data_type().clone()))
-        .collect();
-    let target_names = || {
-        target
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // For each target column, the index of the source column feeding it.
-    let feeding: Vec<Option<usize>> = match &mapping {
-        ColumnMapping::ByName => {
-            if let Some((extra, _)) = source
-                .iter()
-                .find(|(n, _)| target.field_with_name(n).is_err())
-            {
-                return Err(Error::SchemaMismatch(format!(
-                    "column `{extra}` is not in the dataset (columns: {})",
-                    target_names()
-                )));
-            }
-            target
-                .fields()
-                .iter()
-                .map(|f| source.iter().position(|(n, _)| n == f.name()))
-                .collect()
-        }
-        ColumnMapping::ByPosition => {
-            if source.len() != target.fields().len() {
-                return Err(Error::SchemaMismatch(format!(
-                    "the dataset has {} columns ({}) but {} values were given",
-                    target.fields().len(),
-                    target_names(),
-                    source.len()
-                )));
-            }
-            (0..source.len()).map(Some).collect()
-        }
-        ColumnMapping::Listed(columns) => {
-            if columns.len() != source.len() {
-                return Err(Error::SchemaMismatch(format!(
-                    "{} columns are listed but {} values were given",
-                    columns.len(),
-                    source.len()
-                )));
-            }
-            if let Some(unknown) = columns.iter().find(|c| target.field_with_name(c).is_err()) {
-                return Err(Error::SchemaMismatch(format!(
-                    "column `{unknown}` is not in the dataset (columns: {})",
-                    target_names()
-                )));
-            }
-            target
-                .fields()
-                .iter()
-                .map(|f| columns.iter().position(|c| c == f.name()))
-                .collect()
-        }
-    };
-    let mut exprs: Vec<Expr> = Vec::with_capacity(target.fields().len());
-    for (field, feed) in target.fields().iter().zip(feeding) {
-        let expr = match feed {
-            Some(i) => {
-                let (name, data_type) = &source[i];
-                if !arrow::compute::can_cast_types(data_type, field.data_type()) {
-                    return Err(Error::SchemaMismatch(format!(
-                        "column `{}` is {} but the value given is {data_type}",
-                        field.name(),
-                        field.data_type()
-                    )));
-                }
-                cast(
-                    Expr::Column(Column::from_name(name.clone())),
-                    field.data_type().clone(),
-                )
-            }
-            None if mapping == ColumnMapping::ByName => {
-                return Err(Error::SchemaMismatch(format!(
-                    "column `{}` of the dataset is missing",
-                    field.name()
-                )));
-            }
-            None => cast(lit(ScalarValue::Null), field.data_type().clone()),
-        };
-        exprs.push(expr.alias(field.name()));
-    }
-    Ok(frame.select(exprs)?)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::datasets::{open_table, snapshot_of};
 use crate::ingest::{Expected, WriteMode, WriteTarget};
 use crate::jobs::JobContext;
 use crate::schema::{ChangeKind, SchemaChange, diff, fields_of, parse_type, storable_type};
-use crate::{Engine, Error, Result, ident};
+use crate::{Engine, Error, Result};
 
 /// Which rows a sync reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -153,7 +153,7 @@ impl FieldMapping {
 fn default_dataset(connection: &str, stream: &str) -> String {
     let table = stream.rsplit('.').next().unwrap_or(stream);
     let mut name = basin_connectors::sql_names::identifier_from(&format!("{connection}_{table}"));
-    name.truncate(ident::MAX_NAME_LEN);
+    name.truncate(basin_sql::MAX_NAME_LEN);
     name
 }
 
@@ -165,7 +165,8 @@ impl Engine {
         id_or_name: &str,
         request: SyncRequest,
     ) -> Result<JobRecord> {
-        let record = self.connection(id_or_name).await?;
+        self.authorize_connections(principal, Action::Write)?;
+        let record = self.connection_record(id_or_name).await?;
         if request.streams.is_empty() {
             return Err(Error::InvalidInput(
                 "`streams` must name at least one stream".into(),
@@ -197,7 +198,7 @@ impl Engine {
                 ),
             };
             let dataset = dataset.unwrap_or_else(|| default_dataset(&record.name, &stream));
-            ident::validate_name(&dataset)?;
+            basin_sql::validate_name(&dataset)?;
             principal.authorize(Action::Write, Resource::Dataset(&dataset))?;
             let cursor_field = cursor.or_else(|| request.cursor_field.clone());
             if request.mode == SyncMode::Incremental && cursor_field.is_none() {
@@ -466,7 +467,7 @@ impl Engine {
         if let Some(cursor) = &plan.cursor_field
             && plan.mode == SyncMode::Incremental
         {
-            let dataset = self.dataset(&plan.dataset).await?;
+            let dataset = self.dataset_record(&plan.dataset).await?;
             cursor_value = self.max_as_text(&ctx, &dataset.location, cursor).await?;
             // A record for people and dashboards; runs read the dataset itself.
             self.catalog()
@@ -589,8 +590,7 @@ impl Engine {
             .executor()
             .run(async move {
                 let table = open_table(&location, None).await?;
-                let ident = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
-                let quoted = |side: &str, c: &str| format!("{side}.{}", ident(c));
+                let quoted = |side: &str, c: &str| format!("{side}.{}", basin_sql::quote_ident(c));
                 let predicate = key
                     .iter()
                     .map(|k| format!("{} = {}", quoted("target", k), quoted("source", k)))
@@ -603,14 +603,14 @@ impl Engine {
                     .with_merge_schema(add_columns)
                     .with_session_state(Arc::new(state))
                     .when_matched_update(|update| {
-                        columns
-                            .iter()
-                            .fold(update, |u, c| u.update(ident(c), quoted("source", c)))
+                        columns.iter().fold(update, |u, c| {
+                            u.update(basin_sql::quote_ident(c), quoted("source", c))
+                        })
                     })?
                     .when_not_matched_insert(|insert| {
-                        columns
-                            .iter()
-                            .fold(insert, |i, c| i.set(ident(c), quoted("source", c)))
+                        columns.iter().fold(insert, |i, c| {
+                            i.set(basin_sql::quote_ident(c), quoted("source", c))
+                        })
                     })?
                     .await?;
                 let rows =
@@ -633,12 +633,14 @@ impl Engine {
     /// stream's schema and, when it exists, the target dataset's.
     pub async fn put_field_mappings(
         &self,
+        principal: &Principal,
         id_or_name: &str,
         stream: &str,
         mappings: Vec<FieldMapping>,
         dataset: Option<&str>,
     ) -> Result<Vec<FieldMapping>> {
-        let record = self.connection(id_or_name).await?;
+        self.authorize_connections(principal, Action::Write)?;
+        let record = self.connection_record(id_or_name).await?;
         let source = self.open_source(&record).await?;
         let table = source.table(stream).await?;
         let schema = table.schema();
@@ -653,7 +655,7 @@ impl Engine {
             if mapping.drop {
                 continue;
             }
-            ident::validate_name(mapping.target()).map_err(|_| {
+            basin_sql::validate_name(mapping.target()).map_err(|_| {
                 Error::InvalidInput(format!(
                     "mapping {i}: `{}` is not a valid column name",
                     mapping.target()
@@ -706,10 +708,12 @@ impl Engine {
     /// A stream's stored field mappings (empty when none).
     pub async fn field_mappings(
         &self,
+        principal: &Principal,
         id_or_name: &str,
         stream: &str,
     ) -> Result<Vec<FieldMapping>> {
-        let record = self.connection(id_or_name).await?;
+        self.authorize_connections(principal, Action::Read)?;
+        let record = self.connection_record(id_or_name).await?;
         match self.catalog().field_mappings(&record.id, stream).await? {
             Some(value) => {
                 serde_json::from_value(value).map_err(|e| Error::internal("mappings", e))
@@ -719,8 +723,14 @@ impl Engine {
     }
 
     /// Removes a stream's field mappings.
-    pub async fn delete_field_mappings(&self, id_or_name: &str, stream: &str) -> Result<()> {
-        let record = self.connection(id_or_name).await?;
+    pub async fn delete_field_mappings(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        stream: &str,
+    ) -> Result<()> {
+        self.authorize_connections(principal, Action::Write)?;
+        let record = self.connection_record(id_or_name).await?;
         self.catalog()
             .put_field_mappings(&record.id, stream, None)
             .await

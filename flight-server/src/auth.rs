@@ -8,7 +8,9 @@ use crate::status::OrStatus;
 
 /// The credentials in the `authorization` header, if any.
 pub(crate) fn credentials(metadata: &MetadataMap) -> Result<Option<Credentials>, Status> {
-    Credentials::from_header(metadata.get("authorization").map(|v| v.as_bytes())).or_status()
+    Credentials::from_header(metadata.get("authorization").map(|v| v.as_bytes()))
+        .map_err(basin_engine::Error::from)
+        .or_status()
 }
 
 /// The caller the service wrapper authenticated (it puts them in the request's extensions).
@@ -23,6 +25,7 @@ pub(crate) fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 /// Where a gRPC call came from.
 pub(crate) fn client<T>(request: &Request<T>) -> basin_engine::auth::ClientInfo {
     basin_engine::auth::ClientInfo {
+        door: basin_engine::auth::Door::Flight,
         ip: request.remote_addr().map(|a| a.ip()),
         user_agent: request
             .metadata()

@@ -38,6 +38,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 pub use service::BasinFlightSql;
+pub use status::grpc_code;
 
 use status::OrStatus;
 use tickets::DatasetTicket;
@@ -140,15 +141,11 @@ impl FlightService for BasinFlight {
         let names = self
             .sql
             .engine
-            .catalog()
-            .live_dataset_names()
+            .readable_dataset_names(&principal, &filter)
             .await
             .or_status()?;
         let mut infos = Vec::new();
-        let visible = names
-            .into_iter()
-            .filter(|n| n.contains(&filter) && principal.can_see_dataset(n));
-        for name in visible {
+        for name in names {
             let descriptor = FlightDescriptor::new_path(vec![name.clone()]);
             let ticket = DatasetTicket {
                 name,

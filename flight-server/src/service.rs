@@ -29,14 +29,13 @@ use arrow_flight::{
     FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use basin_engine::audit::{AuditEvent, Outcome};
-use basin_engine::auth::{Action as Access, ClientInfo, Credentials, Principal, Resource};
+use basin_engine::Engine;
+use basin_engine::auth::{Credentials, Principal};
 use basin_engine::datasets::TimeTravel;
-use basin_engine::ingest::WriteMode;
+use basin_engine::ingest::{IfExists, IfMissing, StreamWriteMode};
 use basin_engine::query::QueryRequest;
-use basin_engine::session::{CATALOG_NAME, SCHEMA_NAME};
 use basin_engine::statements::StatementKind;
-use basin_engine::{Engine, Error};
+use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
 use datafusion::common::ScalarValue;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -47,7 +46,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::principal;
 use crate::metadata;
-use crate::status::{OrStatus, status_of, stream_status};
+use crate::status::{OrStatus, stream_status};
 use crate::tickets::{DatasetTicket, QueryTicket};
 
 type DoGetStream = <BasinFlightSql as FlightService>::DoGetStream;
@@ -151,7 +150,6 @@ impl BasinFlightSql {
     async fn run_ticket(
         &self,
         principal: &Principal,
-        client: &ClientInfo,
         ticket: QueryTicket,
     ) -> Result<DoGetStream, Status> {
         let params = match &ticket.prepared_handle {
@@ -196,8 +194,6 @@ impl BasinFlightSql {
                     outcome = run => outcome,
                     () = token.cancelled() => return Err(Status::cancelled("query canceled")),
                 };
-                self.audit_write(principal, client, "sql.write", &ticket.sql, &outcome)
-                    .await;
                 let outcome = outcome.or_status()?;
                 count_stream(outcome.rows_written)
             }
@@ -635,12 +631,9 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = principal(&request)?;
-        let client = crate::auth::client(&request);
         let ticket = QueryTicket::decode(&*ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("malformed statement ticket"))?;
-        Ok(Response::new(
-            self.run_ticket(&principal, &client, ticket).await?,
-        ))
+        Ok(Response::new(self.run_ticket(&principal, ticket).await?))
     }
 
     async fn do_get_catalogs(
@@ -790,11 +783,10 @@ impl FlightSqlService for BasinFlightSql {
         let principal = principal(&request)?;
         let ticket = DatasetTicket::from_any(&message)
             .ok_or_else(|| Status::invalid_argument("unknown ticket"))?;
-        authorize_dataset(&principal, Access::Read, &ticket.name)?;
         let at = ticket.version.map(TimeTravel::Version);
         let dataset = self
             .engine
-            .read_dataset(&ticket.name, at)
+            .read_dataset(&principal, &ticket.name, at)
             .await
             .or_status()?;
         Ok(Response::new(self.encode(dataset, None)))
@@ -806,7 +798,6 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = principal(&request)?;
-        let client = crate::auth::client(&request);
         if command.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
@@ -819,8 +810,6 @@ impl FlightSqlService for BasinFlightSql {
             .engine
             .execute_write(&principal, &command.query, Vec::new())
             .await;
-        self.audit_write(&principal, &client, "sql.write", &command.query, &outcome)
-            .await;
         Ok(outcome.or_status()?.rows_written as i64)
     }
 
@@ -832,32 +821,19 @@ impl FlightSqlService for BasinFlightSql {
         use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
         let principal = principal(&request)?;
         let name = dataset_target(&command)?;
-        let client = crate::auth::client(&request);
-        if let Err(status) = authorize_dataset(&principal, Access::Write, &name) {
-            let denied: Result<(), Error> = Err(Error::Forbidden(status.message().to_owned()));
-            self.audit_write(&principal, &client, "dataset.ingest", &name, &denied)
-                .await;
-            return Err(status);
-        }
         let options = command.table_definition_options.unwrap_or_default();
-        let exists = match self.engine.dataset(&name).await {
-            Ok(_) => true,
-            Err(Error::DatasetNotFound(_)) => false,
-            Err(e) => return Err(status_of(&e)),
-        };
-        let mode = if exists {
-            match TableExistsOption::try_from(options.if_exists).unwrap_or_default() {
-                TableExistsOption::Append => WriteMode::Append,
-                TableExistsOption::Replace => WriteMode::Overwrite,
-                TableExistsOption::Fail | TableExistsOption::Unspecified => {
-                    return Err(status_of(&Error::DatasetExists(name)));
-                }
-            }
-        } else {
-            match TableNotExistOption::try_from(options.if_not_exist).unwrap_or_default() {
-                TableNotExistOption::Fail => return Err(status_of(&Error::DatasetNotFound(name))),
-                TableNotExistOption::Create | TableNotExistOption::Unspecified => WriteMode::Create,
-            }
+        let mode = StreamWriteMode {
+            if_exists: match TableExistsOption::try_from(options.if_exists).unwrap_or_default() {
+                TableExistsOption::Append => IfExists::Append,
+                TableExistsOption::Replace => IfExists::Replace,
+                TableExistsOption::Fail | TableExistsOption::Unspecified => IfExists::Fail,
+            },
+            if_missing: match TableNotExistOption::try_from(options.if_not_exist)
+                .unwrap_or_default()
+            {
+                TableNotExistOption::Fail => IfMissing::Fail,
+                TableNotExistOption::Create | TableNotExistOption::Unspecified => IfMissing::Create,
+            },
         };
         let stream = request
             .into_inner()
@@ -875,8 +851,9 @@ impl FlightSqlService for BasinFlightSql {
         let batches = futures::stream::iter(first.map(Ok)).chain(rest);
         let input: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(schema, batches));
-        let outcome = self.engine.write_stream(&name, mode, input).await;
-        self.audit_write(&principal, &client, "dataset.ingest", &name, &outcome)
+        let outcome = self
+            .engine
+            .write_stream(&principal, &name, mode, input)
             .await;
         Ok(outcome.or_status()?.rows_written as i64)
     }
@@ -903,7 +880,6 @@ impl FlightSqlService for BasinFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let principal = principal(&request)?;
-        let client = crate::auth::client(&request);
         let batches = self.batches_of(request).await?;
         let sent = parameter_rows(&batches)?;
         let (sql, kind, bound) =
@@ -925,8 +901,6 @@ impl FlightSqlService for BasinFlightSql {
         let mut total = 0_i64;
         for params in rows {
             let outcome = self.engine.execute_write(&principal, &sql, params).await;
-            self.audit_write(&principal, &client, "sql.write", &sql, &outcome)
-                .await;
             total += outcome.or_status()?.rows_written as i64;
         }
         Ok(total)
@@ -1038,49 +1012,7 @@ impl FlightSqlService for BasinFlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// Checks `action` on one dataset, as the REST API does for its dataset routes.
-fn authorize_dataset(principal: &Principal, action: Access, name: &str) -> Result<(), Status> {
-    principal
-        .authorize(action, Resource::Dataset(name))
-        .or_status()
-}
-
 impl BasinFlightSql {
-    /// Records a write in the audit log.
-    async fn audit_write<T>(
-        &self,
-        principal: &Principal,
-        client: &ClientInfo,
-        action: &str,
-        target: &str,
-        outcome: &Result<T, Error>,
-    ) {
-        let (outcome, details) = match outcome {
-            Ok(_) => (Outcome::Success, serde_json::json!({ "via": "flight" })),
-            Err(e @ (Error::Forbidden(_) | Error::Unauthenticated(_))) => (
-                Outcome::Denied,
-                serde_json::json!({ "via": "flight", "code": e.code() }),
-            ),
-            Err(e) => (
-                Outcome::Failure,
-                serde_json::json!({ "via": "flight", "code": e.code() }),
-            ),
-        };
-        // SQL can be long: the audit row names what it wrote, not all of it.
-        let target: String = target.chars().take(200).collect();
-        self.engine
-            .audit(AuditEvent {
-                actor: principal.username.clone(),
-                action: action.to_owned(),
-                target,
-                outcome,
-                request_id: None,
-                source_ip: client.ip.map(|ip| ip.to_string()),
-                details,
-            })
-            .await;
-    }
-
     /// A FlightInfo for a dataset (path descriptor `[name]` or `[name, version]`).
     pub(crate) async fn dataset_flight_info(
         &self,
@@ -1088,10 +1020,13 @@ impl BasinFlightSql {
         ticket: DatasetTicket,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
-        authorize_dataset(principal, Access::Read, &ticket.name)?;
         let shape = self
             .engine
-            .dataset_shape(&ticket.name, ticket.version.map(TimeTravel::Version))
+            .dataset_shape(
+                principal,
+                &ticket.name,
+                ticket.version.map(TimeTravel::Version),
+            )
             .await
             .or_status()?;
         let endpoint =

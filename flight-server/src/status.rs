@@ -5,66 +5,34 @@
 //! the `x-basin-error-code` trailer. Internal details are logged, never sent.
 
 use arrow_flight::error::FlightError;
-use basin_connectors::FailureKind;
 use basin_engine::Error;
+use basin_engine::error::ErrorKind;
 use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
 
 /// The gRPC code of each kind of engine error.
-fn code_of(error: &Error) -> Code {
-    match error {
-        Error::InvalidIdentifier { .. }
-        | Error::InvalidInput(_)
-        | Error::Sql { .. }
-        | Error::MalformedInput(_)
-        | Error::MalformedRows(_)
-        | Error::SchemaMismatch(_)
-        | Error::UnsupportedFormat(_) => Code::InvalidArgument,
-        Error::DatasetNotFound(_)
-        | Error::VersionNotFound(_)
-        | Error::JobNotFound(_)
-        | Error::SourceNotFound(_) => Code::NotFound,
-        Error::DatasetExists(_) => Code::AlreadyExists,
-        Error::JobFinished { .. } => Code::FailedPrecondition,
-        Error::PathNotAllowed(_) => Code::PermissionDenied,
-        Error::PayloadTooLarge { .. } | Error::ResourcesExhausted(_) => Code::ResourceExhausted,
-        Error::Timeout(_) => Code::DeadlineExceeded,
-        Error::Canceled => Code::Cancelled,
-        Error::Unauthenticated(_) => Code::Unauthenticated,
-        Error::Forbidden(_) => Code::PermissionDenied,
-        Error::RateLimited { .. } => Code::ResourceExhausted,
-        Error::UserNotFound(_)
-        | Error::ApiKeyNotFound(_)
-        | Error::GrantNotFound { .. }
-        | Error::SessionNotFound(_) => Code::NotFound,
-        Error::UserExists(_) => Code::AlreadyExists,
-        Error::LastAdmin(_) => Code::FailedPrecondition,
-        Error::WeakPassword(_) => Code::InvalidArgument,
-        Error::SourceUnavailable(_) => Code::Unavailable,
-        Error::ConnectionNotFound(_) | Error::ConnectorNotFound(_) => Code::NotFound,
-        Error::ConnectionExists(_) => Code::AlreadyExists,
-        Error::SchemaChanged { .. } => Code::FailedPrecondition,
-        Error::Conflict(_) => Code::Aborted,
-        Error::PipelineNotFound(_) | Error::RunNotFound(_) => Code::NotFound,
-        Error::PipelineExists(_) => Code::AlreadyExists,
-        Error::PipelineInvalid { .. } => Code::InvalidArgument,
-        Error::RunState(_) => Code::FailedPrecondition,
-        Error::Source(e) => match e.kind {
-            FailureKind::Config => Code::InvalidArgument,
-            FailureKind::Auth | FailureKind::Permission => Code::FailedPrecondition,
-            FailureKind::Network | FailureKind::System => Code::Unavailable,
-            FailureKind::Timeout => Code::DeadlineExceeded,
-        },
-        Error::Analytics { .. } => Code::InvalidArgument,
-        Error::CheckNotFound(_) | Error::ProfileNotFound(_) => Code::NotFound,
-        Error::CheckExists(_) => Code::AlreadyExists,
-        Error::Internal(_) => Code::Internal,
+pub fn grpc_code(error: &Error) -> Code {
+    match error.kind() {
+        ErrorKind::InvalidInput | ErrorKind::Unprocessable | ErrorKind::UnsupportedFormat => {
+            Code::InvalidArgument
+        }
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::Forbidden => Code::PermissionDenied,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::FailedPrecondition | ErrorKind::SourceRefused => Code::FailedPrecondition,
+        ErrorKind::Conflict => Code::Aborted,
+        ErrorKind::Canceled => Code::Cancelled,
+        ErrorKind::TooLarge | ErrorKind::Exhausted => Code::ResourceExhausted,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::SourceUnavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
     }
 }
 
 /// The status a caller sees for `error`.
 pub(crate) fn status_of(error: &Error) -> Status {
-    let code = code_of(error);
+    let code = grpc_code(error);
     if code == Code::Internal {
         tracing::error!(error = %error, "flight call failed");
     }

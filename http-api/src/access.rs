@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use basin_engine::audit::{AuditEvent, Outcome};
-use basin_engine::auth::{Action, ClientInfo, Credentials, Principal, Resource};
+use basin_engine::auth::{Action, ClientInfo, Credentials, Door, Principal, Resource};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -375,6 +375,7 @@ pub(crate) fn client_info(request: &Request) -> ClientInfo {
 
 fn client_from(headers: &HeaderMap, extensions: &axum::http::Extensions) -> ClientInfo {
     ClientInfo {
+        door: Door::Rest,
         ip: extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),

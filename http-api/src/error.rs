@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use basin_connectors::FailureKind;
 use basin_engine::Error as EngineError;
+use basin_engine::error::{Entity, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -51,65 +51,37 @@ impl ApiError {
         self
     }
 
+    /// Adds structured details for the caller.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.0.details = Some(details);
+        self
+    }
+
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.0.code
     }
 }
 
-/// The HTTP status of each engine error kind. Exhaustive on purpose: a new
-/// kind does not compile until it has a status.
-fn status_of(error: &EngineError) -> StatusCode {
-    match error {
-        EngineError::InvalidIdentifier { .. }
-        | EngineError::InvalidInput(_)
-        | EngineError::Sql { .. }
-        | EngineError::MalformedInput(_) => StatusCode::BAD_REQUEST,
-        EngineError::MalformedRows(_) | EngineError::SchemaMismatch(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        EngineError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        EngineError::PathNotAllowed(_) => StatusCode::FORBIDDEN,
-        EngineError::DatasetNotFound(_)
-        | EngineError::VersionNotFound(_)
-        | EngineError::JobNotFound(_)
-        | EngineError::SourceNotFound(_) => StatusCode::NOT_FOUND,
-        EngineError::DatasetExists(_) | EngineError::JobFinished { .. } => StatusCode::CONFLICT,
-        EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        EngineError::ResourcesExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
-        EngineError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        EngineError::Canceled => StatusCode::CONFLICT,
-        EngineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
-        EngineError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        EngineError::UserNotFound(_)
-        | EngineError::ApiKeyNotFound(_)
-        | EngineError::GrantNotFound { .. }
-        | EngineError::SessionNotFound(_) => StatusCode::NOT_FOUND,
-        EngineError::UserExists(_) | EngineError::LastAdmin(_) => StatusCode::CONFLICT,
-        EngineError::WeakPassword(_) => StatusCode::BAD_REQUEST,
-        EngineError::SourceUnavailable(_) => StatusCode::BAD_GATEWAY,
-        EngineError::ConnectionNotFound(_) | EngineError::ConnectorNotFound(_) => {
-            StatusCode::NOT_FOUND
-        }
-        EngineError::ConnectionExists(_)
-        | EngineError::SchemaChanged { .. }
-        | EngineError::Conflict(_) => StatusCode::CONFLICT,
-        EngineError::PipelineNotFound(_) | EngineError::RunNotFound(_) => StatusCode::NOT_FOUND,
-        EngineError::PipelineExists(_) | EngineError::RunState(_) => StatusCode::CONFLICT,
-        EngineError::PipelineInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        EngineError::Source(e) => match e.kind {
-            FailureKind::Config => StatusCode::BAD_REQUEST,
-            FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            FailureKind::Auth
-            | FailureKind::Network
-            | FailureKind::Permission
-            | FailureKind::System => StatusCode::BAD_GATEWAY,
-        },
-        EngineError::Analytics { .. } => StatusCode::BAD_REQUEST,
-        EngineError::CheckNotFound(_) | EngineError::ProfileNotFound(_) => StatusCode::NOT_FOUND,
-        EngineError::CheckExists(_) => StatusCode::CONFLICT,
-        EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+/// The HTTP status of each kind of engine error. Exhaustive on purpose: a
+/// new kind does not compile until it has a status.
+pub fn http_status(error: &EngineError) -> StatusCode {
+    match error.kind() {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::AlreadyExists
+        | ErrorKind::FailedPrecondition
+        | ErrorKind::Conflict
+        | ErrorKind::Canceled => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Exhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::SourceUnavailable | ErrorKind::SourceRefused => StatusCode::BAD_GATEWAY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -121,9 +93,10 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
         EngineError::PathNotAllowed(_) => Some(
             "add the directory to ingest.allowed_roots, or the URL prefix to ingest.allowed_urls",
         ),
-        EngineError::DatasetExists(_) => {
-            Some("use the upload endpoint with mode=append or mode=overwrite")
-        }
+        EngineError::AlreadyExists {
+            entity: Entity::Dataset,
+            ..
+        } => Some("use the upload endpoint with mode=append or mode=overwrite"),
         EngineError::SchemaMismatch(_) => Some("ingest with mode=overwrite to replace the schema"),
         EngineError::Unauthenticated(_) => Some(
             "sign in with POST /api/v1/auth/login and send Authorization: Bearer <token>, or use an API key",
@@ -145,9 +118,26 @@ fn hint_of(error: &EngineError) -> Option<&'static str> {
     }
 }
 
+/// The pure crates' errors reach the doors as the engine's.
+macro_rules! through_engine_error {
+    ($($error:ty),*) => {
+        $(impl From<$error> for ApiError {
+            fn from(error: $error) -> Self {
+                EngineError::from(error).into()
+            }
+        })*
+    };
+}
+
+through_engine_error!(
+    basin_auth::Error,
+    basin_sql::InvalidName,
+    basin_analytics::Error
+);
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
-        let status = status_of(&error);
+        let status = http_status(&error);
         if status.is_server_error() {
             tracing::error!(error = %error, code = error.code(), "request failed");
         }

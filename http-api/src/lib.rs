@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use basin_engine::Engine;
@@ -35,10 +35,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use access::{Caller, SESSION_COOKIE};
 pub use encode::ResultFormat;
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, http_status};
 
 /// The API version served, in the `API-Version` header.
 pub const API_VERSION: &str = "1";
+
+/// The response header carrying [`API_VERSION`]; browsers may read it (CORS).
+pub const API_VERSION_HEADER: &str = "api-version";
 
 /// HTTP-level limits.
 #[derive(Debug, Clone)]
@@ -137,7 +140,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// CORS for the configured origins, with credentials (the session cookie).
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
-    use axum::http::{Method, header};
+    use axum::http::header;
     if origins.is_empty() {
         return None;
     }
@@ -164,19 +167,23 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             ])
             .expose_headers([
                 axum::http::HeaderName::from_static(request_id::HEADER),
+                axum::http::HeaderName::from_static(API_VERSION_HEADER),
                 header::RETRY_AFTER,
             ])
             .max_age(Duration::from_secs(600)),
     )
 }
 
-/// Routes that stream large bodies run on their own deadlines.
-fn has_own_deadline(path: &str) -> bool {
-    path.ends_with("/upload") || path == "/api/v1/query" || path == "/api/v1/datasets"
+/// Routes that stream large bodies, or download a source, run on their own
+/// deadlines: uploads, queries and creating a dataset (not listing them).
+fn has_own_deadline(method: &Method, path: &str) -> bool {
+    path.ends_with("/upload")
+        || path == "/api/v1/query"
+        || (method == Method::POST && path == "/api/v1/datasets")
 }
 
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if has_own_deadline(request.uri().path()) {
+    if has_own_deadline(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let limit = state.config.request_timeout;
@@ -208,6 +215,6 @@ async fn observe(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
         .headers_mut()
-        .insert("api-version", HeaderValue::from_static(API_VERSION));
+        .insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
     response
 }

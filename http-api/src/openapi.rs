@@ -346,7 +346,7 @@ impl utoipa::PartialSchema for BinaryBody {
 impl utoipa::ToSchema for BinaryBody {}
 
 /// The schema of names users choose (datasets, connections, pipelines,
-/// users, checks): the rules of [`basin_engine::ident::validate_name`].
+/// users, checks): the rules of [`basin_sql::validate_name`].
 pub(crate) struct Identifier;
 
 impl utoipa::PartialSchema for Identifier {
@@ -356,7 +356,7 @@ impl utoipa::PartialSchema for Identifier {
             .description(Some(
                 "lowercase letters, digits and `_`, starting with a letter or `_`, at most 63 characters",
             ))
-            .pattern(Some(basin_engine::ident::NAME_PATTERN))
+            .pattern(Some(basin_sql::NAME_PATTERN))
             .examples(["sales"])
             .into()
     }
@@ -784,7 +784,7 @@ mod tests {
         assert!(checked > 15, "only {checked} dataset parameters");
         assert_eq!(
             document["components"]["schemas"]["Identifier"]["pattern"],
-            basin_engine::ident::NAME_PATTERN
+            basin_sql::NAME_PATTERN
         );
     }
 
@@ -833,7 +833,7 @@ mod tests {
             );
             assert_eq!(
                 member["properties"]["name"]["pattern"],
-                basin_engine::ident::NAME_PATTERN,
+                basin_sql::NAME_PATTERN,
                 "{kind}"
             );
             kinds.push(kind);

@@ -47,6 +47,14 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Opens the data directory for a one-shot command, without the startup
+/// recovery a server performs (a server may be running on the same directory).
+pub async fn open_local(config: &Config) -> anyhow::Result<Engine> {
+    let mut engine = engine_config(config);
+    engine.recover = false;
+    Ok(Engine::open(engine).await?)
+}
+
 /// The engine settings a configuration implies.
 pub fn engine_config(config: &Config) -> EngineConfig {
     let mut engine = EngineConfig::new(&config.data_dir);

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use arrow::array::RecordBatch;
 use basin_connectors::file::FormatKind;
-use basin_engine::Engine;
 use basin_engine::auth::Principal;
 use basin_engine::catalog::{DatasetFilter, DatasetSort, Page};
 use basin_engine::ingest::{BadRowPolicy, IngestOptions, WriteMode};
@@ -21,7 +20,7 @@ use basin_engine::query::QueryRequest;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::TryStreamExt;
 
-use crate::app::{Application, engine_config, shutdown_signal};
+use crate::app::{Application, open_local, shutdown_signal};
 use crate::config::{Config, LogFormat, Overrides};
 
 /// Basin: pull data together, query it, check it, serve it.
@@ -353,7 +352,12 @@ async fn run(command: Command, config: Config, token: Option<&str>) -> anyhow::R
                         offset: 0,
                     };
                     let (datasets, _) = engine
-                        .list_datasets(&DatasetFilter::default(), DatasetSort::NameAsc, page)
+                        .list_datasets(
+                            &Principal::local(),
+                            DatasetFilter::default(),
+                            DatasetSort::NameAsc,
+                            page,
+                        )
                         .await?;
                     datasets
                         .into_iter()
@@ -415,14 +419,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.run_until(shutdown_signal()).await
 }
 
-/// Opens the data directory for a one-shot command, without the startup
-/// recovery a server performs (a server may be running on the same directory).
-pub(crate) async fn open_local(config: &Config) -> anyhow::Result<Engine> {
-    let mut engine = engine_config(config);
-    engine.recover = false;
-    Ok(Engine::open(engine).await?)
-}
-
 async fn local_ingest(
     config: &Config,
     file: &std::path::Path,
@@ -456,7 +452,7 @@ async fn local_ingest(
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
     let report = engine
-        .ingest_file(dataset, &path, options, Some(progress))
+        .ingest_file(&Principal::local(), dataset, &path, options, Some(progress))
         .await;
     bar.finish_and_clear();
     let report = report?;

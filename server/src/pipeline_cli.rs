@@ -14,7 +14,7 @@ use basin_engine::pipelines::{Diagnostic, PipelineSource, Severity};
 use basin_engine::{Engine, EngineConfig};
 
 use crate::app::engine_config;
-use crate::cli::open_local;
+use crate::app::open_local;
 use crate::config::Config;
 
 /// What to do with the file.

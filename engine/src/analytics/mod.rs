@@ -13,12 +13,10 @@
 //!   ([`series`] runs and caches them).
 //! - The dashboard's counts.
 
-pub mod checks;
-pub mod profile;
 pub mod quality;
 pub mod series;
-pub mod sketch;
-pub mod timeseries;
+
+pub use basin_analytics::{checks, profile, sketch, timeseries};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -182,10 +180,10 @@ impl Engine {
         request: ProfileRequest,
     ) -> Result<crate::catalog::JobRecord> {
         principal.authorize(Action::Read, Resource::Dataset(name))?;
-        let record = self.dataset(name).await?;
+        let record = self.dataset_record(name).await?;
         let options = request.options()?;
         if let Some(columns) = &request.columns {
-            let shape = self.dataset_shape(name, None).await?;
+            let shape = self.dataset_shape(principal, name, None).await?;
             check_columns(&shape.schema, columns, name)?;
             let distinct: std::collections::HashSet<&String> = columns.iter().collect();
             if columns.is_empty() || distinct.len() != columns.len() {
@@ -223,7 +221,7 @@ impl Engine {
         name: &str,
     ) -> Result<DatasetProfile> {
         principal.authorize(Action::Read, Resource::Dataset(name))?;
-        let record = self.dataset(name).await?;
+        let record = self.dataset_record(name).await?;
         let stored = self
             .catalog()
             .latest_profile(&record.id)
@@ -426,7 +424,7 @@ impl Engine {
                 message: "`from` must be before `to`".into(),
             });
         }
-        let record = self.dataset(name).await?;
+        let record = self.dataset_record(name).await?;
         let mut series = std::collections::BTreeMap::<String, MetricSeries>::new();
         for point in self.catalog().metrics(&record.id, filter).await? {
             let entry = series.entry(point.name).or_default();

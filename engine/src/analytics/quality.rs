@@ -13,13 +13,13 @@ use serde::Serialize;
 
 use super::checks::{self, CheckDefinition, CheckSpec, Measurement, Outcome};
 use super::sketch::UniformSample;
-use crate::auth::{Action, Principal, Resource, Role, Scope, Via};
+use crate::auth::{Action, ClientInfo, Door, Principal, Resource, Role, Scope, Via};
 use crate::catalog::{CheckRecord, CheckResultRecord, DatasetRecord, MetricRecord};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
+use crate::error::Entity;
 use crate::events::{NewEvent, kinds};
-use crate::ident::quote_ident;
-use crate::pipelines::runs::batches_to_json;
 use crate::{Engine, Error, Result};
+use basin_sql::quote_ident;
 
 /// Failing rows kept with a result.
 const SAMPLE_ROWS: usize = 10;
@@ -101,18 +101,13 @@ fn parse_definition(definition: serde_json::Value) -> Result<CheckDefinition> {
 }
 
 impl Engine {
-    async fn readable_dataset(&self, principal: &Principal, name: &str) -> Result<DatasetRecord> {
-        principal.authorize(Action::Read, Resource::Dataset(name))?;
-        self.dataset(name).await
-    }
-
     async fn check_record(&self, record: &DatasetRecord, name: &str) -> Result<CheckRecord> {
         self.catalog()
             .checks_of(&record.id)
             .await?
             .into_iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| Error::CheckNotFound(name.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Check, name.to_owned()))
     }
 
     /// Validates a definition against the dataset (and the datasets it names).
@@ -123,17 +118,21 @@ impl Engine {
         definition: serde_json::Value,
     ) -> Result<(CheckDefinition, serde_json::Value)> {
         let check = parse_definition(definition)?;
-        let shape = self.dataset_shape(&record.name, None).await?;
+        let shape = self.dataset_shape(principal, &record.name, None).await?;
         checks::validate(&check, &shape.schema)?;
         if let CheckSpec::Referential { dataset, .. } = &check.spec {
-            self.readable_dataset(principal, dataset).await?;
+            self.dataset(principal, dataset).await?;
         }
         if let CheckSpec::DistributionDrift {
             reference_version, ..
         } = &check.spec
         {
-            self.dataset_shape(&record.name, Some(TimeTravel::Version(*reference_version)))
-                .await?;
+            self.dataset_shape(
+                principal,
+                &record.name,
+                Some(TimeTravel::Version(*reference_version)),
+            )
+            .await?;
         }
         // Planning the check's SQL as its author proves it reads only what the
         // author may read; as the check principal, that it reads only its datasets.
@@ -177,7 +176,7 @@ impl Engine {
         principal: &Principal,
         dataset: &str,
     ) -> Result<Vec<CheckView>> {
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(principal, dataset).await?;
         let mut latest: BTreeMap<String, CheckResultRecord> = self
             .catalog()
             .latest_check_results(Some(&record.id))
@@ -208,7 +207,7 @@ impl Engine {
             .await?
             .into_iter()
             .find(|c| c.check.name == name)
-            .ok_or_else(|| Error::CheckNotFound(name.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Check, name.to_owned()))
     }
 
     /// Adds a check to a dataset after validating it against the dataset's schema.
@@ -219,7 +218,7 @@ impl Engine {
         definition: serde_json::Value,
     ) -> Result<CheckRecord> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.dataset(dataset).await?;
+        let record = self.dataset_record(dataset).await?;
         let (check, definition) = self.validated(principal, &record, definition).await?;
         let now = Utc::now();
         let stored = CheckRecord {
@@ -244,7 +243,7 @@ impl Engine {
         definition: serde_json::Value,
     ) -> Result<CheckRecord> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.dataset(dataset).await?;
+        let record = self.dataset_record(dataset).await?;
         let mut stored = self.check_record(&record, name).await?;
         let (check, definition) = self.validated(principal, &record, definition).await?;
         stored.name = check.name;
@@ -262,7 +261,7 @@ impl Engine {
         name: &str,
     ) -> Result<()> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-        let record = self.dataset(dataset).await?;
+        let record = self.dataset_record(dataset).await?;
         let stored = self.check_record(&record, name).await?;
         self.catalog().delete_check(&stored.id).await?;
         Ok(())
@@ -277,7 +276,7 @@ impl Engine {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<CheckResultRecord>> {
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(principal, dataset).await?;
         let check_id = match check {
             Some(name) => Some(self.check_record(&record, name).await?.id),
             None => None,
@@ -299,12 +298,12 @@ impl Engine {
         dataset: &str,
         names: Option<&[String]>,
     ) -> Result<CheckRunReport> {
-        let record = self.readable_dataset(principal, dataset).await?;
+        let record = self.dataset(principal, dataset).await?;
         let mut stored = self.catalog().checks_of(&record.id).await?;
         if let Some(names) = names {
             for name in names {
                 if !stored.iter().any(|c| &c.name == name) {
-                    return Err(Error::CheckNotFound(name.clone()));
+                    return Err(Error::not_found(Entity::Check, name.clone()));
                 }
             }
             stored.retain(|c| names.contains(&c.name));
@@ -332,7 +331,7 @@ impl Engine {
                 if !engine.after_write_runs().finish(&record.id) {
                     break;
                 }
-                match engine.dataset(&record.name).await {
+                match engine.dataset_record(&record.name).await {
                     Ok(latest) if latest.id == record.id => record = latest,
                     _ => {
                         engine.after_write_runs().abandon(&record.id);
@@ -574,7 +573,9 @@ impl Engine {
                 let sample = match queries.sample_sql {
                     Some(sql) if failing => {
                         let rows = match self.collect_read_only(ctx, &sql).await {
-                            Ok(batches) => batches_to_json(&batches),
+                            Ok(batches) => {
+                                basin_analytics::rows_as_json(&batches).map_err(Error::from)
+                            }
                             Err(e) => Err(e),
                         };
                         match rows {
@@ -650,6 +651,7 @@ fn check_principal(dataset: &str, check: &CheckDefinition) -> Principal {
             datasets: Some(datasets),
         },
         grants: Arc::from(Vec::new()),
+        client: ClientInfo::through(Door::Scheduler),
     }
 }
 

@@ -8,9 +8,9 @@ use chrono::Utc;
 
 use super::timeseries::{self, Source, TimeseriesRequest, TimeseriesResponse};
 use crate::auth::{Action, Principal, Resource};
-use crate::ident::quote_ident;
 use crate::query::plan_read_only;
 use crate::{Engine, Error, Result};
+use basin_sql::quote_ident;
 
 /// Answers kept; the oldest goes first.
 const CACHED_ANSWERS: usize = 256;
@@ -88,7 +88,7 @@ impl Engine {
         let (table, schema, dataset) = match &request.source {
             Source::Dataset { dataset } => {
                 principal.authorize(Action::Read, Resource::Dataset(dataset))?;
-                let record = self.dataset(dataset).await?;
+                let record = self.dataset_record(dataset).await?;
                 let table = quote_ident(dataset);
                 let schema = ctx.table(table.as_str()).await?.schema().as_arrow().clone();
                 (table, schema, Some(record))
@@ -135,7 +135,9 @@ impl Engine {
             };
             // Pivoting, filling and downsampling up to millions of values is CPU work.
             self.executor()
-                .run(async move { timeseries::assemble(&plan, &batches, compare.as_deref()) })
+                .run(async move {
+                    timeseries::assemble(&plan, &batches, compare.as_deref()).map_err(Error::from)
+                })
                 .await
         };
         let mut answer = tokio::time::timeout(timeout, work)

@@ -74,16 +74,21 @@ impl PrincipalCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{ClientInfo, Door};
+
+    fn anonymous() -> Principal {
+        Principal::anonymous(ClientInfo::through(Door::Rest))
+    }
 
     #[test]
     fn entries_die_with_the_epoch_and_the_token() {
         let cache = PrincipalCache::default();
         let later = Utc::now() + chrono::TimeDelta::hours(1);
-        cache.put("h".into(), Principal::anonymous(), 3, later);
+        cache.put("h".into(), anonymous(), 3, later);
         assert!(cache.get("h", 3).is_some());
         assert!(cache.get("h", 4).is_none(), "a revocation since");
         assert!(cache.get("other", 3).is_none());
-        cache.put("x".into(), Principal::anonymous(), 3, Utc::now());
+        cache.put("x".into(), anonymous(), 3, Utc::now());
         assert!(cache.get("x", 3).is_none(), "the token has expired");
     }
 }

@@ -35,10 +35,11 @@ use crate::catalog::{
     CatalogStore, Page, PipelineRecord, RunFilter, RunRecord, RunStatus, StepLog, StepRun,
     StepStatus,
 };
+use crate::conform::{ColumnMapping, conform};
+use crate::error::Entity;
 use crate::events::{NewEvent, kinds};
 use crate::ingest::{OneShotPartition, WriteMode};
 use crate::schema::{SchemaChange, SchemaField, diff, fields_of};
-use crate::statements::{ColumnMapping, conform};
 use crate::{Engine, Error, Result};
 
 /// Longest wait between two attempts of a step.
@@ -491,7 +492,7 @@ impl Engine {
         self.catalog()
             .run(id)
             .await?
-            .ok_or_else(|| Error::RunNotFound(id.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Run, id.to_owned()))
     }
 
     /// A page of runs, newest first, and the total.
@@ -535,8 +536,12 @@ impl Engine {
         }
         let orphaned = match &run.job_id {
             Some(job) => matches!(
-                self.cancel_job(job).await,
-                Err(Error::JobFinished { .. } | Error::JobNotFound(_))
+                self.cancel_job_record(job).await,
+                Err(Error::JobFinished { .. }
+                    | Error::NotFound {
+                        entity: Entity::Job,
+                        ..
+                    })
             ),
             None => true,
         };
@@ -644,7 +649,7 @@ impl Engine {
                 .catalog()
                 .run(id)
                 .await?
-                .ok_or_else(|| Error::RunNotFound(id.to_owned()))?;
+                .ok_or_else(|| Error::not_found(Entity::Run, id.to_owned()))?;
             if run.status.is_terminal() {
                 return Ok(run);
             }
@@ -702,7 +707,10 @@ impl Engine {
         self.authorize_pipelines(principal, Action::Read)?;
         let detail = match self.pipeline_detail(principal, name).await {
             Ok(detail) => Some(detail),
-            Err(Error::PipelineNotFound(_)) => None,
+            Err(Error::NotFound {
+                entity: Entity::Pipeline,
+                ..
+            }) => None,
             Err(e) => return Err(e),
         };
         self.plan_with(
@@ -783,7 +791,7 @@ impl Engine {
                 };
                 let frame = DataFrame::new(state, logical.clone());
                 let batches = frame.limit(0, Some(sample_rows))?.collect().await?;
-                let sample = batches_to_json(&batches)?;
+                let sample = basin_analytics::rows_as_json(&batches)?;
                 let fields = fields_of(logical.schema().as_arrow());
                 Ok::<_, Error>((fields, explain, sample, logical))
             });
@@ -921,24 +929,6 @@ fn pending_step(name: &str, materialization: &str) -> StepRun {
         logs: Vec::new(),
         checks: Vec::new(),
     }
-}
-
-/// Rows as JSON objects, for samples.
-pub(crate) fn batches_to_json(batches: &[arrow::record_batch::RecordBatch]) -> Result<Vec<Value>> {
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    for batch in batches {
-        writer
-            .write(batch)
-            .map_err(|e| Error::internal("sample rows", e))?;
-    }
-    writer
-        .finish()
-        .map_err(|e| Error::internal("sample rows", e))?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| Error::internal("sample rows", e))
 }
 
 /// Runs the steps of `state`'s run.
@@ -1289,7 +1279,7 @@ async fn check_written(
         .collect();
     // Boxed: the evaluation's future holds query state, too big for the stack.
     let evaluation = Box::pin(async {
-        let record = engine.dataset(&step.name).await?;
+        let record = engine.dataset_record(&step.name).await?;
         engine
             .evaluate_checks(&record, labeled, CheckTrigger::Pipeline)
             .await
@@ -1414,9 +1404,12 @@ async fn attempt_step(engine: &Engine, plan: &RunPlan, prepared: &PreparedStep) 
         Materialization::Ephemeral => Ok(Attempt::default()),
         Materialization::View => {
             if existing.is_some() {
-                return Err(Error::DatasetExists(format!(
-                    "{name}` is a dataset: a view step cannot take its name; rename the step or delete the dataset `{name}"
-                )));
+                return Err(Error::already_exists(
+                    Entity::Dataset,
+                    format!(
+                        "{name}` is a dataset: a view step cannot take its name; rename the step or delete the dataset `{name}"
+                    ),
+                ));
             }
             engine
                 .catalog()

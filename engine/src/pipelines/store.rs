@@ -13,8 +13,9 @@ use super::validate::Validation;
 use super::{Diagnostic, ParsedSource, PipelineSource};
 use crate::auth::{Action, Principal, Resource};
 use crate::catalog::{Page, PipelineRecord, PipelineVersionRecord, RunFilter, RunRecord};
+use crate::error::Entity;
 use crate::schema::{SchemaChange, diff};
-use crate::{Engine, Error, Result, ident};
+use crate::{Engine, Error, Result};
 
 /// How many next fire times a pipeline shows.
 const NEXT_RUNS_SHOWN: usize = 5;
@@ -182,7 +183,7 @@ impl Engine {
         self.catalog()
             .pipeline(id_or_name)
             .await?
-            .ok_or_else(|| Error::PipelineNotFound(id_or_name.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::Pipeline, id_or_name.to_owned()))
     }
 
     /// One version of a pipeline.
@@ -212,17 +213,17 @@ impl Engine {
         self.authorize_pipelines(principal, Action::Read)?;
         let parsed = match source.parse() {
             Ok(parsed) => parsed,
-            Err(Error::PipelineInvalid { diagnostics, .. }) => {
+            Err(basin_pipeline_model::Error::Invalid { diagnostics, .. }) => {
                 return Ok(Validation {
                     valid: false,
-                    diagnostics: serde_json::from_value(diagnostics).unwrap_or_default(),
+                    diagnostics,
                     order: Vec::new(),
                     levels: Vec::new(),
                     steps: Vec::new(),
                     elapsed_ms: 0,
                 });
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         self.validate_parsed(principal, &parsed, params).await
     }
@@ -272,7 +273,7 @@ impl Engine {
         source: PipelineSource,
     ) -> Result<PipelineDetail> {
         self.authorize_pipelines(principal, Action::Write)?;
-        ident::validate_name(name)?;
+        basin_sql::validate_name(name)?;
         let parsed = source.parse()?;
         self.create_parsed(principal, name, parsed).await
     }
@@ -539,7 +540,7 @@ impl Engine {
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<PipelineDetail> {
         self.authorize_pipelines(principal, Action::Write)?;
-        ident::validate_name(name)?;
+        basin_sql::validate_name(name)?;
         let detail = self.detail_of(template).await?;
         if !detail.definition.template {
             return Err(Error::RunState(format!(

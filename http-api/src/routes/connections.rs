@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use basin_connectors::CheckOutcome;
-use basin_engine::auth::Action;
 use basin_engine::catalog::{ConnectionRecord, JobRecord, SchemaHistoryRecord};
 use basin_engine::connections::{ConnectionPatch, ConnectorType, DiscoveredStream, NewConnection};
-use basin_engine::schema::{SchemaChange, SchemaSide, diff};
+use basin_engine::schema::{SchemaChange, diff};
+use basin_engine::schema_history::SchemaSide;
 use basin_engine::sync::{FieldMapping, SyncRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,10 +85,9 @@ async fn connector_types(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> ApiResult<ConnectorTypeList> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Read)?;
-    Ok(ConnectorTypeList::new(state.engine.connector_types()))
+    Ok(ConnectorTypeList::new(
+        state.engine.connector_types(&principal)?,
+    ))
 }
 
 /// A connector type's configuration as JSON Schema 2020-12 (`x-secret`,
@@ -101,10 +100,9 @@ async fn connector_spec(
     Caller(principal): Caller,
     Path(kind): Path<String>,
 ) -> ApiResult<ConnectorSpec> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Read)?;
-    Ok(ConnectorSpec::new(state.engine.connector_spec(&kind)?))
+    Ok(ConnectorSpec::new(
+        state.engine.connector_spec(&principal, &kind)?,
+    ))
 }
 
 /// Every connection (secret fields are never shown, only named in `secret_fields`).
@@ -114,10 +112,7 @@ async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> ApiResult<ConnectionList> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Read)?;
-    let connections = state.engine.list_connections().await?;
+    let connections = state.engine.list_connections(&principal).await?;
     let meta = TotalMeta::of(&connections);
     Ok(ConnectionList::new(connections, meta))
 }
@@ -151,9 +146,6 @@ async fn create(
     Caller(principal): Caller,
     Json(body): Json<CreateConnection>,
 ) -> ApiResult<(StatusCode, ConnectionAnswer)> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Admin)?;
     let record = state
         .engine
         .create_connection(
@@ -178,10 +170,9 @@ async fn show(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<ConnectionAnswer> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Read)?;
-    Ok(ConnectionAnswer::new(state.engine.connection(&id).await?))
+    Ok(ConnectionAnswer::new(
+        state.engine.connection(&principal, &id).await?,
+    ))
 }
 
 /// Changes to a connection.
@@ -210,16 +201,16 @@ async fn update(
     Path(id): Path<String>,
     Json(body): Json<ConnectionChanges>,
 ) -> ApiResult<ConnectionAnswer> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Admin)?;
     let patch = ConnectionPatch {
         name: body.name,
         description: body.description,
         config: body.config,
     };
     Ok(ConnectionAnswer::new(
-        state.engine.update_connection(&id, patch).await?,
+        state
+            .engine
+            .update_connection(&principal, &id, patch)
+            .await?,
     ))
 }
 
@@ -233,10 +224,7 @@ async fn delete(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Admin)?;
-    state.engine.delete_connection(&id).await?;
+    state.engine.delete_connection(&principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,12 +250,9 @@ async fn test_unsaved(
     Caller(principal): Caller,
     Json(body): Json<TestConnection>,
 ) -> ApiResult<TestAnswer> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Admin)?;
     let outcome = state
         .engine
-        .test_connection_config(&body.kind, &body.config)
+        .test_connection_config(&principal, &body.kind, &body.config)
         .await?;
     Ok(TestAnswer::new(outcome))
 }
@@ -281,10 +266,9 @@ async fn test_saved(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<TestAnswer> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Write)?;
-    Ok(TestAnswer::new(state.engine.test_connection(&id).await?))
+    Ok(TestAnswer::new(
+        state.engine.test_connection(&principal, &id).await?,
+    ))
 }
 
 /// Lists the connection's streams with Arrow and source-native types,
@@ -300,11 +284,8 @@ async fn discover(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StreamList> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Write)?;
     let started = std::time::Instant::now();
-    let streams = state.engine.discover(&id).await?;
+    let streams = state.engine.discover(&principal, &id).await?;
     let meta = DiscoverMeta {
         total: streams.len(),
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -325,9 +306,6 @@ async fn sync(
     Path(id): Path<String>,
     Json(body): Json<SyncRequest>,
 ) -> ApiResult<(StatusCode, SyncJob)> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Write)?;
     let job = state.engine.sync(&principal, &id, body).await?;
     Ok((StatusCode::ACCEPTED, SyncJob::new(job)))
 }
@@ -341,10 +319,10 @@ async fn stream_history(
     Caller(principal): Caller,
     Path((id, stream)): Path<(String, String)>,
 ) -> ApiResult<StreamSchemaHistory> {
-    state
+    let history = state
         .engine
-        .authorize_connections(&principal, Action::Read)?;
-    let history = state.engine.stream_schema_history(&id, &stream).await?;
+        .stream_schema_history(&principal, &id, &stream)
+        .await?;
     let meta = TotalMeta::of(&history);
     Ok(StreamSchemaHistory::new(history, meta))
 }
@@ -358,11 +336,11 @@ async fn get_mappings(
     Caller(principal): Caller,
     Path((id, stream)): Path<(String, String)>,
 ) -> ApiResult<MappingList> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Read)?;
     Ok(MappingList::new(
-        state.engine.field_mappings(&id, &stream).await?,
+        state
+            .engine
+            .field_mappings(&principal, &id, &stream)
+            .await?,
     ))
 }
 
@@ -388,12 +366,15 @@ async fn put_mappings(
     Path((id, stream)): Path<(String, String)>,
     Json(body): Json<MappingsBody>,
 ) -> ApiResult<MappingList> {
-    state
-        .engine
-        .authorize_connections(&principal, Action::Write)?;
     let stored = state
         .engine
-        .put_field_mappings(&id, &stream, body.mappings, body.dataset.as_deref())
+        .put_field_mappings(
+            &principal,
+            &id,
+            &stream,
+            body.mappings,
+            body.dataset.as_deref(),
+        )
         .await?;
     Ok(MappingList::new(stored))
 }
@@ -409,8 +390,8 @@ async fn delete_mappings(
 ) -> ApiResult<StatusCode> {
     state
         .engine
-        .authorize_connections(&principal, Action::Write)?;
-    state.engine.delete_field_mappings(&id, &stream).await?;
+        .delete_field_mappings(&principal, &id, &stream)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

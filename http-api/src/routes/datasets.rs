@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Multipart, OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
-use basin_engine::auth::{Action, Resource};
+use basin_engine::auth::Principal;
 use basin_engine::catalog::{
     DatasetFilter, DatasetRecord, DatasetSort, JobRecord, SchemaHistoryRecord,
 };
@@ -110,9 +110,12 @@ async fn list(
         name_contains: params.name,
         tag: params.tag,
         include_deleted: params.include_deleted.unwrap_or(false),
-        only: principal.dataset_limit().map(<[String]>::to_vec),
+        only: None,
     };
-    let (datasets, total) = state.engine.list_datasets(&filter, sort, page).await?;
+    let (datasets, total) = state
+        .engine
+        .list_datasets(&principal, filter, sort, page)
+        .await?;
     Ok(DatasetPage::new(
         datasets,
         page_meta(&strip_prefix(&uri), page, total),
@@ -122,8 +125,14 @@ async fn list(
 /// One dataset: schema, row count, size, version, description, tags.
 #[utoipa::path(get, path = "/datasets/{name}", operation_id = "get_dataset", tag = "datasets", params(("name" = Identifier, Path, description = "dataset name")),
     responses((status = 200, description = "the dataset", body = DatasetAnswer), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
-async fn show(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<DatasetAnswer> {
-    Ok(DatasetAnswer::new(state.engine.dataset(&name).await?))
+async fn show(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<DatasetAnswer> {
+    Ok(DatasetAnswer::new(
+        state.engine.dataset(&principal, &name).await?,
+    ))
 }
 
 /// Renames, re-describes or re-tags a dataset.
@@ -136,17 +145,16 @@ async fn update(
     Path(name): Path<String>,
     Json(patch): Json<DatasetChanges>,
 ) -> ApiResult<DatasetAnswer> {
-    if let Some(new_name) = &patch.name {
-        // A rename writes the new name too (a grant or key limit must cover it).
-        principal.authorize(Action::Write, Resource::Dataset(new_name))?;
-    }
     let patch = DatasetPatch {
         name: patch.name,
         description: patch.description,
         tags: patch.tags,
     };
     Ok(DatasetAnswer::new(
-        state.engine.update_dataset(&name, patch).await?,
+        state
+            .engine
+            .update_dataset(&principal, &name, patch)
+            .await?,
     ))
 }
 
@@ -177,12 +185,13 @@ struct DeleteParams {
     responses((status = 204, description = "deleted"), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn delete(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     Query(params): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
     state
         .engine
-        .delete_dataset(&name, params.purge.unwrap_or(false))
+        .delete_dataset(&principal, &name, params.purge.unwrap_or(false))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -395,13 +404,16 @@ async fn create(
     Json(body): Json<CreateDataset>,
 ) -> ApiResult<Response> {
     let CreateDataset { target, params } = body;
-    basin_engine::ident::validate_name(&target.name)?;
-    principal.authorize(Action::Write, Resource::Dataset(&target.name))?;
+    basin_sql::validate_name(&target.name)?;
     let params = merge_params(params, target.options);
-    let source = state.engine.resolve_source(&target.source).await?;
+    let source = state
+        .engine
+        .resolve_source(&principal, &target.name, &target.source)
+        .await?;
     let (options, run_async) = params.into_options(WriteMode::Create, source.file_name())?;
     run_ingest(
         state,
+        principal,
         target.name,
         IngestInput::Source(source),
         options,
@@ -452,11 +464,12 @@ fn merge_params(flat: IngestParams, nested: Option<IngestParams>) -> IngestParam
         (status = 422, description = "malformed rows or a schema mismatch", body = ErrorEnvelope)))]
 async fn upload(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     Query(params): Query<IngestParams>,
     request: Request,
 ) -> ApiResult<Response> {
-    basin_engine::ident::validate_name(&name)?;
+    basin_sql::validate_name(&name)?;
     if params.schema.is_some() || params.tags.is_some() {
         return Err(ApiError::invalid(
             "schema and tags are set through POST /datasets or PATCH",
@@ -503,7 +516,15 @@ async fn upload(
         )
     };
     let (options, run_async) = params.into_options(WriteMode::Append, file_name)?;
-    run_ingest(state, name, IngestInput::Upload(temp), options, run_async).await
+    run_ingest(
+        state,
+        principal,
+        name,
+        IngestInput::Upload(temp),
+        options,
+        run_async,
+    )
+    .await
 }
 
 enum IngestInput {
@@ -523,6 +544,7 @@ impl IngestInput {
 
 async fn run_ingest(
     state: AppState,
+    principal: Principal,
     name: String,
     input: IngestInput,
     options: IngestOptions,
@@ -536,7 +558,7 @@ async fn run_ingest(
             .submit_job("ingest", params, move |ctx| async move {
                 let file = input.into_file(&engine).await?;
                 let report = engine
-                    .ingest_file(&name, file.path(), options, Some(ctx.progress))
+                    .ingest_file(&principal, &name, file.path(), options, Some(ctx.progress))
                     .await?;
                 Ok(serde_json::to_value(report).unwrap_or_default())
             })
@@ -552,7 +574,7 @@ async fn run_ingest(
     let file = input.into_file(&state.engine).await?;
     let report = state
         .engine
-        .ingest_file(&name, file.path(), options, None)
+        .ingest_file(&principal, &name, file.path(), options, None)
         .await?;
     let status = if report.version == 0 {
         StatusCode::CREATED
@@ -597,6 +619,7 @@ fn time_travel(
         (status = 406, description = "unsupported Accept", body = ErrorEnvelope), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn preview(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     Query(params): Query<PreviewParams>,
@@ -605,7 +628,10 @@ async fn preview(
     let at = time_travel(params.version, params.as_of)?;
     let limit = params.limit.unwrap_or(100);
     let offset = params.offset.unwrap_or(0);
-    let preview = state.engine.preview(&name, limit, offset, at).await?;
+    let preview = state
+        .engine
+        .preview(&principal, &name, limit, offset, at)
+        .await?;
     let mut meta = serde_json::Map::new();
     meta.insert("version".into(), json!(preview.version));
     meta.insert(
@@ -634,10 +660,14 @@ struct VersionsParams {
     responses((status = 200, description = "versions", body = VersionList), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn versions(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     Query(params): Query<VersionsParams>,
 ) -> ApiResult<VersionList> {
-    let versions = state.engine.versions(&name, params.limit).await?;
+    let versions = state
+        .engine
+        .versions(&principal, &name, params.limit)
+        .await?;
     let count = versions.len();
     Ok(VersionList::new(versions, VersionsMeta { count }))
 }
@@ -648,9 +678,13 @@ async fn versions(
     responses((status = 200, description = "history", body = SchemaHistory), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn schema_history(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<SchemaHistory> {
-    let history = state.engine.dataset_schema_history(&name).await?;
+    let history = state
+        .engine
+        .dataset_schema_history(&principal, &name)
+        .await?;
     let meta = TotalMeta::of(&history);
     Ok(SchemaHistory::new(history, meta))
 }
@@ -670,12 +704,15 @@ struct RestoreBody {
     responses((status = 200, description = "the dataset after the restore", body = DatasetAnswer), (status = 400, description = "bad input", body = ErrorEnvelope), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn restore(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
     Json(body): Json<RestoreBody>,
 ) -> ApiResult<DatasetAnswer> {
     let to = time_travel(body.version, body.as_of)?
         .ok_or_else(|| ApiError::invalid("give the version or as_of to restore"))?;
-    Ok(DatasetAnswer::new(state.engine.restore(&name, to).await?))
+    Ok(DatasetAnswer::new(
+        state.engine.restore(&principal, &name, to).await?,
+    ))
 }
 
 /// Row count and per-column nulls, min, max and approximate distinct values.
@@ -683,7 +720,10 @@ async fn restore(
     responses((status = 200, description = "statistics", body = StatisticsAnswer), (status = 404, description = "not found", body = ErrorEnvelope)))]
 async fn statistics(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatisticsAnswer> {
-    Ok(StatisticsAnswer::new(state.engine.statistics(&name).await?))
+    Ok(StatisticsAnswer::new(
+        state.engine.statistics(&principal, &name).await?,
+    ))
 }

@@ -1,7 +1,6 @@
 //! `/jobs`: background work.
 
 use axum::extract::{OriginalUri, State};
-use basin_engine::auth::{Action, Resource};
 use basin_engine::catalog::{JobFilter, JobRecord, JobStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -75,9 +74,7 @@ async fn list(
         status,
         kind: params.kind,
     };
-    let (mut jobs, total) = state.engine.list_jobs(&filter, page).await?;
-    // A key limited to datasets sees its jobs only (its pages may come up short).
-    jobs.retain(|job| job.visible_to(&principal));
+    let (jobs, total) = state.engine.list_jobs(&principal, &filter, page).await?;
     Ok(JobPage::new(
         jobs,
         page_meta(&strip_prefix(&uri), page, total),
@@ -92,11 +89,7 @@ async fn show(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JobAnswer> {
-    let job = state.engine.job(&id).await?;
-    if !job.visible_to(&principal) {
-        return Err(basin_engine::Error::JobNotFound(id).into());
-    }
-    Ok(JobAnswer::new(job))
+    Ok(JobAnswer::new(state.engine.job(&principal, &id).await?))
 }
 
 /// Cancels a queued or running job.
@@ -108,15 +101,9 @@ async fn cancel(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<JobAnswer> {
-    let job = state.engine.job(&id).await?;
-    if !job.visible_to(&principal) {
-        return Err(basin_engine::Error::JobNotFound(id).into());
-    }
-    // Canceling writes to the job's dataset: a grant or key limit applies to it.
-    if let Some(dataset) = job.dataset() {
-        principal.authorize(Action::Write, Resource::Dataset(dataset))?;
-    }
-    Ok(JobAnswer::new(state.engine.cancel_job(&id).await?))
+    Ok(JobAnswer::new(
+        state.engine.cancel_job(&principal, &id).await?,
+    ))
 }
 
 /// Listing links are built relative to `/api/v1`.

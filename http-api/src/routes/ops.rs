@@ -24,20 +24,28 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.engine.ready().await {
-        Ok(()) => {
-            axum::Json(json!({"status": "ready", "checks": {"catalog": "ok", "storage": "ok"}}))
-                .into_response()
+    let probes = state.engine.ready().await;
+    let mut failed = Vec::new();
+    for (probe, outcome) in &probes {
+        if let Err(e) = outcome {
+            tracing::warn!(probe, error = %e, "readiness probe failed");
+            failed.push(*probe);
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "catalog or storage unavailable",
-            )
-            .into_response()
-        }
+    }
+    if failed.is_empty() {
+        let checks: serde_json::Map<String, serde_json::Value> = probes
+            .iter()
+            .map(|(probe, _)| ((*probe).to_owned(), json!("ok")))
+            .collect();
+        axum::Json(json!({"status": "ready", "checks": checks})).into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("unavailable: {}", failed.join(", ")),
+        )
+        .with_details(json!({ "failed": failed }))
+        .into_response()
     }
 }
 

@@ -20,7 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
-use basin_engine::auth::{Action, Credentials, Principal};
+use basin_engine::auth::{Credentials, Principal};
 use basin_engine::catalog::EventRecord;
 use basin_engine::events::{channels_of, kinds, visible_to};
 use serde::Deserialize;
@@ -243,7 +243,9 @@ impl Connection {
             Ok(ClientMessage::Unsubscribe { channels }) => {
                 for channel in &channels {
                     // Pipelines are subscribed by id: a name is resolved the same way.
-                    let resolved = resolve(&self.engine, &self.principal, channel)
+                    let resolved = self
+                        .engine
+                        .resolve_channel(&self.principal, channel)
                         .await
                         .unwrap_or_else(|_| channel.clone());
                     self.channels.remove(&resolved);
@@ -269,58 +271,6 @@ impl Connection {
     }
 }
 
-/// The channel as events name it (pipelines by id), or why it is refused.
-async fn resolve(
-    engine: &Engine,
-    principal: &Principal,
-    channel: &str,
-) -> Result<String, (&'static str, String)> {
-    let (kind, key) = channel.split_once(':').unwrap_or((channel, ""));
-    let pipelines = || {
-        engine
-            .authorize_pipelines(principal, Action::Read)
-            .map_err(|e| ("forbidden", e.public_message()))
-    };
-    match (kind, key) {
-        ("pipeline", key) if !key.is_empty() => {
-            pipelines()?;
-            let pipeline = engine
-                .pipeline_record(key)
-                .await
-                .map_err(|e| (e.code(), e.public_message()))?;
-            Ok(format!("pipeline:{}", pipeline.id))
-        }
-        ("run", key) if !key.is_empty() => {
-            pipelines()?;
-            Ok(channel.to_owned())
-        }
-        ("dataset", key) if !key.is_empty() => {
-            if principal.can_see_dataset(key) {
-                Ok(channel.to_owned())
-            } else {
-                Err(("forbidden", format!("you may not read dataset `{key}`")))
-            }
-        }
-        // Jobs are filtered per event (a key limited to datasets sees its own).
-        ("jobs", "") => {
-            principal
-                .authorize(Action::Read, basin_engine::auth::Resource::Global)
-                .map_err(|e| ("forbidden", e.public_message()))?;
-            Ok(channel.to_owned())
-        }
-        ("system", "") => {
-            pipelines()?;
-            Ok(channel.to_owned())
-        }
-        _ => Err((
-            "invalid_channel",
-            format!(
-                "unknown channel {channel:?}: use pipeline:<id or name>, run:<id>, dataset:<name>, jobs or system"
-            ),
-        )),
-    }
-}
-
 impl Connection {
     async fn subscribe(
         &mut self,
@@ -329,9 +279,9 @@ impl Connection {
     ) -> Result<(), Closed> {
         let mut added = Vec::new();
         for channel in requested {
-            match resolve(&self.engine, &self.principal, &channel).await {
+            match self.engine.resolve_channel(&self.principal, &channel).await {
                 Ok(resolved) => added.push(resolved),
-                Err((code, message)) => return self.error(code, message).await,
+                Err(refused) => return self.error(refused.code, refused.message).await,
             }
         }
         if self.channels.len() + added.len() > MAX_CHANNELS {

@@ -1,6 +1,6 @@
 use std::process::Command;
 
-use crate::common::{TestServer, testdata};
+use crate::common::{ADMIN_PASSWORD, TestServer, door_of, testdata};
 
 fn basin(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_basin"))
@@ -225,4 +225,33 @@ fn pipeline_validate_plan_and_run_from_a_sql_file() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("\n1"), "{out}");
+}
+
+#[tokio::test]
+async fn a_local_ingest_is_audited_with_its_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let orders = testdata("orders.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(["--data-dir", data.to_str().unwrap(), "ingest"])
+        .arg(&orders)
+        .args(["--dataset", "orders", "--on-error", "skip"])
+        .env_remove("BASIN_TOKEN")
+        .env("BASIN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .expect("basin runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let server = TestServer::start_with(|config| config.data_dir = data.clone()).await;
+    let (_, body) = server.get("/api/v1/audit?action=dataset.ingest").await;
+    let entries = body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{body}");
+    assert_eq!(entries[0]["actor"], "local");
+    assert_eq!(entries[0]["target"], "dataset:orders");
+    assert_eq!(entries[0]["outcome"], "success");
+    assert_eq!(door_of(&entries[0]), "cli", "{body}");
 }

@@ -204,6 +204,13 @@ pub async fn split(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// The door an audit entry records (its details are JSON text).
+pub fn door_of(entry: &Value) -> String {
+    let details: Value =
+        serde_json::from_str(entry["details"].as_str().expect("details text")).expect("JSON");
+    details["door"].as_str().unwrap_or_default().to_owned()
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }

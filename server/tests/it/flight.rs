@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::common::{ADMIN_PASSWORD, TestServer};
+use crate::common::{ADMIN_PASSWORD, TestServer, door_of};
 
 async fn channel(server: &TestServer) -> Channel {
     Channel::from_shared(format!("http://{}", server.flight_addr))
@@ -343,6 +343,35 @@ fn ingest_command(
         transaction_id: None,
         options: Default::default(),
     }
+}
+
+#[tokio::test]
+async fn flight_ingests_and_sql_writes_are_audited_with_their_door() {
+    let server = TestServer::with_orders().await;
+    let mut client = client(&server).await;
+    let create = ingest_command(
+        "people",
+        TableNotExistOption::Create,
+        TableExistsOption::Fail,
+    );
+    let stream = futures::stream::iter(vec![Ok(people(&[1, 2]))]);
+    client.execute_ingest(create, stream).await.unwrap();
+    client
+        .execute_update("INSERT INTO people VALUES (3, 'c')".into(), None)
+        .await
+        .unwrap();
+
+    let (_, body) = server.get("/api/v1/audit?action=dataset.ingest").await;
+    let entries = body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{body}");
+    assert_eq!(entries[0]["actor"], "admin");
+    assert_eq!(entries[0]["target"], "dataset:people");
+    assert_eq!(entries[0]["outcome"], "success");
+    assert_eq!(door_of(&entries[0]), "flight", "{body}");
+    let (_, body) = server.get("/api/v1/audit?action=sql.write").await;
+    let entries = body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{body}");
+    assert_eq!(door_of(&entries[0]), "flight", "{body}");
 }
 
 #[tokio::test]

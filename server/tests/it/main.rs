@@ -6,6 +6,7 @@ mod common;
 mod connectors;
 mod crash;
 mod datasets;
+mod errors;
 mod flight;
 mod ingest;
 mod ops;

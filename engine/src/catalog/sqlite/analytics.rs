@@ -8,6 +8,7 @@ use super::{SqliteCatalog, is_unique_violation, parse_json, to_json_text};
 use crate::catalog::{
     AnalyticsStore, CheckRecord, CheckResultRecord, MetricFilter, MetricRecord, ProfileRecord,
 };
+use crate::error::Entity;
 use crate::{Error, Result};
 
 fn profile_from_row(row: &SqliteRow) -> Result<ProfileRecord> {
@@ -67,7 +68,7 @@ fn metric_from_row(row: &SqliteRow) -> Result<MetricRecord> {
 
 fn check_clash(err: sqlx::Error, name: &str) -> Error {
     if is_unique_violation(&err) {
-        Error::CheckExists(name.to_owned())
+        Error::already_exists(Entity::Check, name.to_owned())
     } else {
         err.into()
     }

@@ -10,11 +10,12 @@ use super::{SqliteCatalog, is_unique_violation, parse_json, to_json_text};
 use crate::catalog::{
     ConnectionRecord, ConnectionStore, SchemaHistoryRecord, SecretRecord, SyncStateRecord,
 };
+use crate::error::Entity;
 use crate::{Error, Result};
 
 fn name_clash(err: sqlx::Error, name: &str) -> Error {
     if is_unique_violation(&err) {
-        Error::ConnectionExists(name.to_owned())
+        Error::already_exists(Entity::Connection, name.to_owned())
     } else {
         err.into()
     }

@@ -11,6 +11,7 @@ use crate::catalog::{
     ApiKeyRecord, AuditFilter, AuditRecord, AuditSeal, AuditStore, IdentityStore, NewAuditRecord,
     Page, SecretRecord, SecretStore, SessionRecord, UserRecord,
 };
+use crate::error::Entity;
 use crate::{Error, Result};
 
 fn user_from_row(row: &SqliteRow) -> Result<UserRecord> {
@@ -160,7 +161,7 @@ impl IdentityStore for SqliteCatalog {
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                Error::UserExists(u.username.clone())
+                Error::already_exists(Entity::User, u.username.clone())
             } else {
                 e.into()
             }

@@ -17,6 +17,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{
     CatalogStore, DatasetFilter, DatasetRecord, DatasetSort, JobFilter, JobRecord, JobStatus, Page,
 };
+use crate::error::Entity;
 use crate::{Error, Result};
 
 /// The embedded catalog: one SQLite file in WAL mode.
@@ -171,7 +172,7 @@ impl CatalogStore for SqliteCatalog {
         .bind(d.deleted_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| if is_unique_violation(&e) { Error::DatasetExists(d.name.clone()) } else { e.into() })?;
+        .map_err(|e| if is_unique_violation(&e) { Error::already_exists(Entity::Dataset, d.name.clone()) } else { e.into() })?;
         Ok(())
     }
 
@@ -196,7 +197,7 @@ impl CatalogStore for SqliteCatalog {
         .bind(&d.id)
         .execute(&self.pool)
         .await
-        .map_err(|e| if is_unique_violation(&e) { Error::DatasetExists(d.name.clone()) } else { e.into() })?;
+        .map_err(|e| if is_unique_violation(&e) { Error::already_exists(Entity::Dataset, d.name.clone()) } else { e.into() })?;
         Ok(())
     }
 

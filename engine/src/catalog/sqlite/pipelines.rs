@@ -10,11 +10,12 @@ use crate::catalog::{
     EventRecord, Page, PipelineRecord, PipelineStore, PipelineVersionRecord, RunFilter, RunRecord,
     RunStatus,
 };
+use crate::error::Entity;
 use crate::{Error, Result};
 
 fn name_clash(err: sqlx::Error, name: &str) -> Error {
     if is_unique_violation(&err) {
-        Error::PipelineExists(name.to_owned())
+        Error::already_exists(Entity::Pipeline, name.to_owned())
     } else {
         err.into()
     }

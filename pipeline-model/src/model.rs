@@ -1,6 +1,6 @@
 //! The pipeline model: what a user saves. A pipeline is a name, typed
 //! params and SQL steps; dependencies are not written down but read from
-//! the SQL (see [`super::graph`]). The same model comes from JSON, from a
+//! the SQL (see [`crate::graph`]). The same model comes from JSON, from a
 //! `.sql` file of `CREATE … AS SELECT` statements, or from a visual editor's
 //! nodes and edges.
 
@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Diagnostic;
-use crate::analytics::checks::CheckDefinition;
-use crate::ident::quote_ident;
-use crate::ident::{MAX_NAME_LEN, validate_name};
+use crate::Diagnostic;
 use crate::{Error, Result};
+use basin_analytics::checks::CheckDefinition;
+use basin_sql::quote_ident;
+use basin_sql::scan::{self, SqlToken, TokenKind};
+use basin_sql::{MAX_NAME_LEN, validate_name};
 
 /// A pipeline's definition: one immutable version's content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -737,7 +738,9 @@ pub fn render_sql(
         let value = values
             .get(name)
             .ok_or_else(|| Error::InvalidInput(format!("param `{name}` has no value")))?;
-        if inside_quotes(sql, placeholder.start) {
+        // Inside quotes, a rendered literal would be pasted into the quotes,
+        // not used as a value.
+        if scan::inside_quotes(sql, placeholder.start) {
             return Err(Error::InvalidInput(format!(
                 "`{{{{ {name} }}}}` at line {}, column {} is inside quotes: write it bare, its value is rendered as a quoted literal",
                 placeholder.line, placeholder.column
@@ -749,28 +752,6 @@ pub fn render_sql(
     }
     rendered.push_str(&sql[copied..]);
     Ok(rendered)
-}
-
-/// Whether byte `at` of `sql` is inside a quoted string or identifier (where
-/// a rendered literal would be pasted into the quotes, not used as a value).
-fn inside_quotes(sql: &str, at: usize) -> bool {
-    let mut quote: Option<u8> = None;
-    let mut comment = false;
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < at {
-        let b = bytes[i];
-        match (quote, comment) {
-            (_, true) => comment = b != b'\n',
-            (Some(q), false) if b == q => quote = None,
-            (Some(_), false) => {}
-            (None, false) if b == b'\'' || b == b'"' => quote = Some(b),
-            (None, false) if b == b'-' && bytes.get(i + 1) == Some(&b'-') => comment = true,
-            (None, false) => {}
-        }
-        i += 1;
-    }
-    quote.is_some()
 }
 
 /// `value` as a SQL literal of `spec`'s type.
@@ -785,7 +766,7 @@ fn sql_literal(spec: &ParamSpec, value: &Value) -> Result<String> {
     let literal = match spec.kind {
         ParamType::String => {
             let text = value.as_str().ok_or_else(wrong)?;
-            format!("'{}'", text.replace('\'', "''"))
+            basin_sql::quote_literal(text)
         }
         ParamType::Integer => parenthesize_negative(value.as_i64().ok_or_else(wrong)?.to_string()),
         ParamType::Number => match value {
@@ -939,7 +920,7 @@ impl PipelineDefinition {
             diagnostics: Vec::new(),
         };
         let mut start = 0;
-        for end in statement_ends(text).into_iter().chain([text.len()]) {
+        for end in scan::statement_ends(text).into_iter().chain([text.len()]) {
             reader.statement(start, end);
             start = end + 1;
         }
@@ -1023,91 +1004,6 @@ impl PipelineDefinition {
     }
 }
 
-/// Byte offsets of the `;` that end statements: those outside quoted
-/// strings and identifiers and comments.
-fn statement_ends(text: &str) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut ends = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'\'' | b'"' => at = skip_quoted(bytes, at),
-            b'-' if bytes.get(at + 1) == Some(&b'-') => at = skip_line_comment(bytes, at),
-            b'/' if bytes.get(at + 1) == Some(&b'*') => at = skip_block_comment(bytes, at),
-            b';' => {
-                ends.push(at);
-                at += 1;
-            }
-            _ => at += 1,
-        }
-    }
-    ends
-}
-
-/// The offset after the quoted text whose opening quote is at `start` (a
-/// doubled quote is part of the text), or the end when it is unterminated.
-fn skip_quoted(bytes: &[u8], start: usize) -> usize {
-    let quote = bytes[start];
-    let mut at = start + 1;
-    while at < bytes.len() {
-        if bytes[at] == quote {
-            if bytes.get(at + 1) == Some(&quote) {
-                at += 2;
-                continue;
-            }
-            return at + 1;
-        }
-        at += 1;
-    }
-    bytes.len()
-}
-
-/// The offset of the newline ending the `--` comment at `start`, or the end.
-fn skip_line_comment(bytes: &[u8], start: usize) -> usize {
-    bytes[start..]
-        .iter()
-        .position(|&byte| byte == b'\n')
-        .map_or(bytes.len(), |length| start + length)
-}
-
-/// The offset after the (possibly nested) block comment at `start`, or the end.
-fn skip_block_comment(bytes: &[u8], start: usize) -> usize {
-    let mut depth = 0usize;
-    let mut at = start;
-    while at < bytes.len() {
-        if bytes[at..].starts_with(b"/*") {
-            depth += 1;
-            at += 2;
-        } else if bytes[at..].starts_with(b"*/") {
-            depth -= 1;
-            at += 2;
-            if depth == 0 {
-                return at;
-            }
-        } else {
-            at += 1;
-        }
-    }
-    bytes.len()
-}
-
-/// Skips whitespace and comments from `at`.
-fn skip_trivia(text: &str, mut at: usize) -> usize {
-    let bytes = text.as_bytes();
-    while at < bytes.len() {
-        if bytes[at].is_ascii_whitespace() {
-            at += 1;
-        } else if bytes[at..].starts_with(b"--") {
-            at = skip_line_comment(bytes, at);
-        } else if bytes[at..].starts_with(b"/*") {
-            at = skip_block_comment(bytes, at);
-        } else {
-            break;
-        }
-    }
-    at
-}
-
 /// A `-- basin:` comment before a statement.
 struct DirectiveLine<'a> {
     /// What follows `basin:`, trimmed.
@@ -1121,39 +1017,36 @@ struct DirectiveLine<'a> {
 /// Reads the whitespace and comments of `start..end`: the directives among
 /// them, and where the first other text (the statement) starts.
 fn scan_leading(text: &str, start: usize, end: usize) -> (Vec<DirectiveLine<'_>>, usize) {
-    let bytes = text.as_bytes();
     let mut directives: Vec<DirectiveLine<'_>> = Vec::new();
     // What follows a `;` on its line is not a blank line.
-    let mut line_has_content = start > 0 && bytes[start - 1] != b'\n';
-    let mut at = start;
-    while at < end {
-        let byte = bytes[at];
-        if byte == b'\n' {
-            if !line_has_content {
-                for directive in &mut directives {
-                    directive.attached = false;
+    let mut line_has_content = start > 0 && text.as_bytes()[start - 1] != b'\n';
+    for token in scan::tokens(&text[start..end]) {
+        let at = start + token.start;
+        match &token.kind {
+            TokenKind::Newline => {
+                if !line_has_content {
+                    for directive in &mut directives {
+                        directive.attached = false;
+                    }
                 }
+                line_has_content = false;
             }
-            line_has_content = false;
-            at += 1;
-        } else if byte.is_ascii_whitespace() {
-            at += 1;
-        } else if bytes[at..end].starts_with(b"--") {
-            let stop = skip_line_comment(bytes, at).min(end);
-            if let Some(directive) = directive_text(&text[at + 2..stop]) {
-                directives.push(DirectiveLine {
-                    text: directive,
-                    offset: at,
-                    attached: true,
-                });
+            TokenKind::Space => {}
+            TokenKind::LineComment { prefix, .. } => {
+                let comment = &text[at + prefix.len()..start + token.end];
+                if prefix == "--"
+                    && let Some(directive) = directive_text(comment)
+                {
+                    directives.push(DirectiveLine {
+                        text: directive,
+                        offset: at,
+                        attached: true,
+                    });
+                }
+                line_has_content = true;
             }
-            line_has_content = true;
-            at = stop;
-        } else if bytes[at..end].starts_with(b"/*") {
-            line_has_content = true;
-            at = skip_block_comment(bytes, at).min(end);
-        } else {
-            return (directives, at);
+            TokenKind::BlockComment => line_has_content = true,
+            _ => return (directives, at),
         }
     }
     (directives, end)
@@ -1175,56 +1068,50 @@ enum HeadKind {
     TempView,
 }
 
-/// The identifier-like word after the whitespace and comments at `at`, and
-/// the offset after it.
-fn head_word(text: &str, at: usize) -> (&str, usize) {
-    let at = skip_trivia(text, at);
-    let length = text[at..]
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(text.len() - at);
-    (&text[at..at + length], at + length)
-}
-
 /// Reads `CREATE [OR REPLACE] [TEMP|TEMPORARY] TABLE|VIEW name AS` at the
 /// start of `body`: the name, the kind and the offset after `AS`.
 fn parse_head(body: &str) -> Option<(String, HeadKind, usize)> {
-    let (create, at) = head_word(body, 0);
-    if !create.eq_ignore_ascii_case("create") {
-        return None;
+    let tokens = scan::tokens(body);
+    let mut words = tokens.iter().filter(|t| !t.is_trivia());
+    let mut next_word = || match words.next() {
+        Some(SqlToken {
+            kind: TokenKind::Word { value, quote },
+            end,
+            ..
+        }) => Some((value.as_str(), *quote, *end)),
+        _ => None,
+    };
+    /// The word, if it is the unquoted keyword `expected`.
+    fn keyword<'t>(
+        word: Option<(&'t str, Option<char>, usize)>,
+        expected: &str,
+    ) -> Option<(&'t str, Option<char>, usize)> {
+        word.filter(|(value, quote, _)| quote.is_none() && value.eq_ignore_ascii_case(expected))
     }
-    let (mut word, mut at) = head_word(body, at);
-    if word.eq_ignore_ascii_case("or") {
-        let (replace, next) = head_word(body, at);
-        if !replace.eq_ignore_ascii_case("replace") {
-            return None;
-        }
-        (word, at) = head_word(body, next);
+    keyword(next_word(), "create")?;
+    let mut word = next_word()?;
+    if keyword(Some(word), "or").is_some() {
+        keyword(next_word(), "replace")?;
+        word = next_word()?;
     }
-    let temporary = word.eq_ignore_ascii_case("temp") || word.eq_ignore_ascii_case("temporary");
+    let temporary =
+        keyword(Some(word), "temp").is_some() || keyword(Some(word), "temporary").is_some();
     if temporary {
-        (word, at) = head_word(body, at);
+        word = next_word()?;
     }
-    let kind = match (temporary, word.to_ascii_lowercase().as_str()) {
-        (false, "table") => HeadKind::Table,
-        (false, "view") => HeadKind::View,
-        (true, "view") => HeadKind::TempView,
+    let kind = match (temporary, word) {
+        (false, (value, None, _)) if value.eq_ignore_ascii_case("table") => HeadKind::Table,
+        (false, (value, None, _)) if value.eq_ignore_ascii_case("view") => HeadKind::View,
+        (true, (value, None, _)) if value.eq_ignore_ascii_case("view") => HeadKind::TempView,
         _ => return None,
     };
-    let at = skip_trivia(body, at);
-    let (name, at) = if body[at..].starts_with('"') {
-        let (name, used) = unquote(&body[at..], '"')?;
-        (name, at + used)
-    } else {
-        let (name, next) = head_word(body, at);
-        if !is_identifier(name) {
-            return None;
-        }
-        (name.to_ascii_lowercase(), next)
+    let name = match next_word()? {
+        (value, Some('"'), _) => value.to_owned(),
+        (value, None, _) if is_identifier(value) => value.to_ascii_lowercase(),
+        _ => return None,
     };
-    let (keyword, at) = head_word(body, at);
-    keyword
-        .eq_ignore_ascii_case("as")
-        .then_some((name, kind, at))
+    let (_, _, after_as) = keyword(next_word(), "as")?;
+    Some((name, kind, after_as))
 }
 
 /// `text` starts with `quote`: the text up to the closing quote, doubled
@@ -1914,7 +1801,7 @@ fn param_type_name(kind: ParamType) -> &'static str {
 /// A value as a directive writes it.
 fn literal_text(value: &Value) -> String {
     match value {
-        Value::String(text) => format!("'{}'", one_line(text).replace('\'', "''")),
+        Value::String(text) => basin_sql::quote_literal(&one_line(text)),
         other => other.to_string(),
     }
 }

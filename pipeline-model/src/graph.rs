@@ -13,9 +13,9 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 
-use super::Diagnostic;
-use super::model::Step;
-use crate::session::{CATALOG_NAME, SCHEMA_NAME};
+use crate::Diagnostic;
+use crate::model::Step;
+use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
 
 /// What a step must be.
 const NOT_A_QUERY: &str =
@@ -26,7 +26,7 @@ const NOT_A_QUERY: &str =
 /// query (`SELECT`, `WITH … SELECT`, `VALUES`), else `not_a_query`; SQL that
 /// does not parse is `sql_error`, with the line and column in `sql` where
 /// the parser gave one. Render `{{ param }}` placeholders first (with
-/// [`super::model::placeholder_values_for_validation`] when checking). The
+/// [`crate::model::placeholder_values_for_validation`] when checking). The
 /// diagnostic names no step: attach it with [`for_step`].
 pub fn table_references(sql: &str) -> Result<Vec<TableReference>, Diagnostic> {
     let mut statements =
@@ -347,8 +347,8 @@ fn named(names: &[String], ids: &[usize]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Materialization, StepPolicy};
     use super::*;
+    use crate::model::{Materialization, StepPolicy};
 
     fn node(name: &str, depends_on: &[&str]) -> (String, Vec<String>) {
         (

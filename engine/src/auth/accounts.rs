@@ -2,7 +2,6 @@
 //! Every operation that needs a right checks it here, through
 //! [`Principal::authorize`], whatever door the call came through.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +12,13 @@ use sha2::{Digest, Sha256};
 
 use super::throttle::RateLimit;
 use super::{
-    Action, Credentials, DatasetGrant, GrantAccess, Principal, Resource, Role, Scope, Via, password,
+    Action, ClientInfo, Credentials, DatasetGrant, Door, GrantAccess, Principal, Resource, Role,
+    Scope, Via, password,
 };
 use crate::audit::{AuditEvent, Outcome};
 use crate::catalog::{ApiKeyRecord, Page, SessionRecord, UserRecord};
-use crate::{Engine, Error, Result, ident};
+use crate::error::Entity;
+use crate::{Engine, Error, Result};
 
 /// Prefix of session tokens.
 const SESSION_PREFIX: &str = "bss_";
@@ -89,17 +90,6 @@ impl Default for AuthSettings {
             },
         }
     }
-}
-
-/// Where a call came from, for rate limits, sessions and the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    /// The peer's address.
-    pub ip: Option<IpAddr>,
-    /// The `User-Agent`, when sent.
-    pub user_agent: Option<String>,
-    /// The request's id, when the transport has one.
-    pub request_id: Option<String>,
 }
 
 /// A successful login.
@@ -213,7 +203,10 @@ impl Engine {
         match created {
             Ok(_) => {}
             // Another process created it between the count and now.
-            Err(Error::UserExists(_)) => return Ok(None),
+            Err(Error::AlreadyExists {
+                entity: Entity::User,
+                ..
+            }) => return Ok(None),
             Err(e) => return Err(e),
         }
         tracing::warn!(username = FIRST_ADMIN, "created the first admin");
@@ -222,7 +215,7 @@ impl Engine {
 
     async fn hash_password(&self, password: String) -> Result<String> {
         self.executor()
-            .run(async move { password::hash(&password) })
+            .run(async move { password::hash(&password).map_err(Error::from) })
             .await
     }
 
@@ -243,7 +236,7 @@ impl Engine {
     }
 
     async fn insert_user(&self, new: NewUser) -> Result<UserRecord> {
-        ident::validate_name(&new.username)?;
+        basin_sql::validate_name(&new.username)?;
         validate_email(&new.email)?;
         password::check_policy(&new.username, &new.password)?;
         let now = Utc::now();
@@ -272,7 +265,7 @@ impl Engine {
     ) -> Result<UserRecord> {
         // Names that break the identifier rules belong to no user: refuse them
         // before they cost a hash, a throttle entry or an audit row.
-        if ident::validate_name(username).is_err() {
+        if basin_sql::validate_name(username).is_err() {
             return Err(Error::Unauthenticated(
                 "invalid username or password".into(),
             ));
@@ -283,7 +276,7 @@ impl Engine {
             Err(e) => {
                 self.audit_login(username, Outcome::Denied, client, "locked out")
                     .await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         if !delay.is_zero() {
@@ -393,12 +386,12 @@ impl Engine {
             self.inner.auth.limits.check_ip(ip)?;
         }
         let principal = match credentials {
-            None if self.config().auth.anonymous => Principal::anonymous(),
+            None if self.config().auth.anonymous => Principal::anonymous(client.clone()),
             None => return Err(Error::Unauthenticated("credentials required".into())),
-            Some(Credentials::Bearer(token)) => self.bearer_principal(token).await?,
+            Some(Credentials::Bearer(token)) => self.bearer_principal(token, client).await?,
             Some(Credentials::Basic { username, password }) => {
                 let user = self.check_password(username, password, client).await?;
-                self.principal_for(&user, Via::Password).await?
+                self.principal_for(&user, Via::Password, client).await?
             }
         };
         self.inner
@@ -408,13 +401,19 @@ impl Engine {
         Ok(principal)
     }
 
-    async fn principal_for(&self, user: &UserRecord, via: Via) -> Result<Principal> {
+    async fn principal_for(
+        &self,
+        user: &UserRecord,
+        via: Via,
+        client: &ClientInfo,
+    ) -> Result<Principal> {
         Ok(Principal {
             user_id: Some(user.id.clone()),
             username: user.username.clone(),
             role: user.role,
             via,
             grants: Arc::from(self.catalog().grants(&user.id).await?),
+            client: client.clone(),
         })
     }
 
@@ -429,17 +428,21 @@ impl Engine {
     /// The principal of a session token or API key: from the cache while no
     /// credential has been revoked since and for at most a few seconds, else
     /// from the catalog (which also records the use).
-    async fn bearer_principal(&self, token: &str) -> Result<Principal> {
+    async fn bearer_principal(&self, token: &str, client: &ClientInfo) -> Result<Principal> {
         let hash = hash_token(token);
         let epoch = *self.inner.auth.revocations.borrow();
         let cache = &self.inner.auth.principals;
         if let Some(principal) = cache.get(&hash, epoch) {
-            return Ok(principal);
+            // Cached for an earlier call: this call's origin counts.
+            return Ok(Principal {
+                client: client.clone(),
+                ..principal
+            });
         }
         let (principal, valid_until) = if token.starts_with(SESSION_PREFIX) {
-            self.session_principal(token, true).await?
+            self.session_principal(token, true, client).await?
         } else if token.starts_with(API_KEY_PREFIX) {
-            self.api_key_principal(token, true).await?
+            self.api_key_principal(token, true, client).await?
         } else {
             return Err(invalid_credentials());
         };
@@ -453,6 +456,7 @@ impl Engine {
         &self,
         token: &str,
         touch: bool,
+        client: &ClientInfo,
     ) -> Result<(Principal, DateTime<Utc>)> {
         let session = self
             .catalog()
@@ -478,7 +482,7 @@ impl Engine {
             ends = expires;
         }
         let principal = self
-            .principal_for(&user, Via::Session { id: session.id })
+            .principal_for(&user, Via::Session { id: session.id }, client)
             .await?;
         Ok((principal, ends))
     }
@@ -488,6 +492,7 @@ impl Engine {
         &self,
         secret: &str,
         touch: bool,
+        client: &ClientInfo,
     ) -> Result<(Principal, DateTime<Utc>)> {
         let key = self
             .catalog()
@@ -514,6 +519,7 @@ impl Engine {
                     scopes: key.scopes,
                     datasets: key.datasets,
                 },
+                client,
             )
             .await?;
         Ok((principal, ends))
@@ -552,7 +558,7 @@ impl Engine {
         self.catalog()
             .user_by_id(id)
             .await?
-            .ok_or_else(|| Error::UserNotFound(principal.username.clone()))
+            .ok_or_else(|| Error::not_found(Entity::User, principal.username.clone()))
     }
 
     /// The caller's live sessions.
@@ -571,7 +577,7 @@ impl Engine {
             .revoke_session(&me.id, id, Utc::now())
             .await?
         {
-            return Err(Error::SessionNotFound(id.to_owned()));
+            return Err(Error::not_found(Entity::Session, id.to_owned()));
         }
         self.credentials_changed();
         Ok(())
@@ -643,7 +649,7 @@ impl Engine {
         self.catalog()
             .user_by_name(username)
             .await?
-            .ok_or_else(|| Error::UserNotFound(username.to_owned()))
+            .ok_or_else(|| Error::not_found(Entity::User, username.to_owned()))
     }
 
     /// Changes a user's address, role, disabled flag or password (admins only).
@@ -749,7 +755,7 @@ impl Engine {
                 ));
             }
             for dataset in datasets {
-                ident::validate_name(dataset)?;
+                basin_sql::validate_name(dataset)?;
             }
         }
         let now = Utc::now();
@@ -806,7 +812,7 @@ impl Engine {
             .filter(|k| {
                 k.user_id == me.id || principal.authorize(Action::Admin, Resource::Global).is_ok()
             })
-            .ok_or_else(|| Error::ApiKeyNotFound(id.to_owned()))?;
+            .ok_or_else(|| Error::not_found(Entity::ApiKey, id.to_owned()))?;
         self.catalog().revoke_api_key(&key.id, Utc::now()).await?;
         self.credentials_changed();
         Ok(self.catalog().api_key(id).await?.unwrap_or(key))
@@ -827,7 +833,7 @@ impl Engine {
         access: GrantAccess,
     ) -> Result<DatasetGrant> {
         let user = self.user(principal, username).await?;
-        ident::validate_name(dataset)?;
+        basin_sql::validate_name(dataset)?;
         let grant = DatasetGrant {
             dataset: dataset.to_owned(),
             access,
@@ -866,12 +872,14 @@ impl Engine {
     ) -> bool {
         match credentials {
             None => self.config().auth.anonymous,
-            Some(Credentials::Bearer(token)) if token.starts_with(SESSION_PREFIX) => {
-                self.session_principal(token, false).await.is_ok()
-            }
-            Some(Credentials::Bearer(token)) if token.starts_with(API_KEY_PREFIX) => {
-                self.api_key_principal(token, false).await.is_ok()
-            }
+            Some(Credentials::Bearer(token)) if token.starts_with(SESSION_PREFIX) => self
+                .session_principal(token, false, &ClientInfo::through(Door::Rest))
+                .await
+                .is_ok(),
+            Some(Credentials::Bearer(token)) if token.starts_with(API_KEY_PREFIX) => self
+                .api_key_principal(token, false, &ClientInfo::through(Door::Rest))
+                .await
+                .is_ok(),
             Some(Credentials::Bearer(_)) => false,
             Some(Credentials::Basic { username, .. }) => {
                 match self.catalog().user_by_name(username).await {

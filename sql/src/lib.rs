@@ -1,6 +1,25 @@
-//! Identifier rules for names users choose (datasets, later pipelines and connections).
+//! SQL names as Basin uses them, with no IO: the rules for names users
+//! choose (datasets, users, pipelines, connections, checks), quoting of
+//! identifiers and literals (the one place either is done), and the catalog
+//! and schema every dataset is registered under; and [`scan`], which reads
+//! SQL text as the parser's tokens.
 
-use crate::{Error, Result};
+pub mod scan;
+
+/// The catalog every query's datasets live in.
+pub const CATALOG_NAME: &str = "basin";
+/// The schema every query's datasets live in.
+pub const SCHEMA_NAME: &str = "public";
+
+/// A name that breaks the identifier rules of [`validate_name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid identifier {name:?}: use lowercase letters, digits and _, starting with a letter or _, at most 63 characters"
+)]
+pub struct InvalidName {
+    /// The name as given.
+    pub name: String,
+}
 
 /// The longest name Basin accepts.
 pub const MAX_NAME_LEN: usize = 63;
@@ -13,7 +32,7 @@ pub const NAME_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
 ///
 /// Lowercase only, because SQL folds unquoted identifiers to lowercase: a
 /// dataset called `Orders` could otherwise only be queried as `"Orders"`.
-pub fn validate_name(name: &str) -> Result<()> {
+pub fn validate_name(name: &str) -> Result<(), InvalidName> {
     let mut chars = name.chars();
     let valid_start = chars
         .next()
@@ -22,7 +41,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     if valid_start && valid_rest && name.len() <= MAX_NAME_LEN {
         Ok(())
     } else {
-        Err(Error::InvalidIdentifier {
+        Err(InvalidName {
             name: name.to_owned(),
         })
     }

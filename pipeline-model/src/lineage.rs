@@ -55,7 +55,7 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::session::CATALOG_NAME;
+use basin_sql::CATALOG_NAME;
 
 /// A column of a table a plan reads.
 #[derive(
@@ -465,7 +465,7 @@ mod tests {
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::*;
-    use crate::session::SCHEMA_NAME;
+    use basin_sql::SCHEMA_NAME;
 
     /// A context like Basin's (default catalog `basin`) with three empty tables.
     fn context() -> Result<SessionContext> {

@@ -56,7 +56,7 @@ pub fn hash(password: &str) -> Result<String> {
     argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::internal("password hash", e))
+        .map_err(|e| Error::Internal(format!("password hash: {e}")))
 }
 
 /// Whether `password` matches the PHC string `hash`.

@@ -63,8 +63,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use crate::error::{AnalyticsProblem, Error, Result};
-use crate::ident::{MAX_NAME_LEN, quote_ident, quote_literal, validate_name};
+use crate::{AnalyticsProblem, Error, Result};
+use basin_sql::{MAX_NAME_LEN, quote_ident, quote_literal, validate_name};
 
 /// Bins of a `psi` check when the definition gives none.
 pub const DEFAULT_PSI_BINS: usize = 10;
@@ -496,7 +496,7 @@ pub struct Measurement {
 }
 
 fn invalid_check(message: impl Into<String>) -> Error {
-    Error::Analytics {
+    Error::Refused {
         problem: AnalyticsProblem::InvalidCheck,
         message: message.into(),
     }
@@ -508,7 +508,7 @@ fn invalid_check(message: impl Into<String>) -> Error {
 /// check are not checked here: the runner resolves them.
 pub fn validate(def: &CheckDefinition, schema: &Schema) -> Result<()> {
     validate_definition(def, schema).map_err(|error| match error {
-        Error::Analytics { problem, message } => Error::Analytics {
+        Error::Refused { problem, message } => Error::Refused {
             problem,
             message: format!("check `{}`: {message}", def.name),
         },
@@ -702,7 +702,7 @@ fn column_type<'a>(schema: &'a Schema, column: &str) -> Result<&'a DataType> {
         .iter()
         .find(|field| field.name() == column)
         .map(|field| field.data_type())
-        .ok_or_else(|| Error::Analytics {
+        .ok_or_else(|| Error::Refused {
             problem: AnalyticsProblem::UnknownColumn,
             message: format!("the dataset has no column `{column}`"),
         })
@@ -1607,7 +1607,7 @@ mod tests {
 
     fn problem(result: Result<impl fmt::Debug>) -> AnalyticsProblem {
         match result {
-            Err(Error::Analytics { problem, .. }) => problem,
+            Err(Error::Refused { problem, .. }) => problem,
             other => panic!("expected an analytics error, got {other:?}"),
         }
     }

@@ -38,8 +38,8 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{AnalyticsProblem, Error, Result};
-use crate::ident::{quote_ident, quote_literal};
+use crate::{AnalyticsProblem, Error, Result};
+use basin_sql::{quote_ident, quote_literal};
 
 /// Most buckets one series may span before downsampling, counting the
 /// buckets read before the range for rolling windows.
@@ -699,7 +699,7 @@ impl fmt::Display for Granularity {
 }
 
 fn problem(problem: AnalyticsProblem, message: impl Into<String>) -> Error {
-    Error::Analytics {
+    Error::Refused {
         problem,
         message: message.into(),
     }
@@ -2706,7 +2706,7 @@ mod tests {
 
     fn refused(changes: Value) -> (AnalyticsProblem, String) {
         match plan(&with(changes), &schema(), "\"events\"", now()) {
-            Err(Error::Analytics { problem, message }) => (problem, message),
+            Err(Error::Refused { problem, message }) => (problem, message),
             other => panic!("expected an analytics error, got {other:?}"),
         }
     }
