@@ -593,7 +593,7 @@ fn target_of(rule: &Rule, params: &PathParams) -> String {
 
 /// Where the request came from, as an extractor.
 #[derive(Debug, Clone)]
-pub struct Client(pub ClientInfo);
+pub(crate) struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;

@@ -277,7 +277,7 @@ impl Encoder {
 /// Streams `stream` as `format`. An error after the first byte ends the body:
 /// JSON closes its envelope with an `error` member, the other formats end early
 /// (an incomplete body, which clients detect).
-pub fn stream_body(
+pub(crate) fn stream_body(
     stream: SendableRecordBatchStream,
     format: ResultFormat,
     meta: Map<String, Value>,

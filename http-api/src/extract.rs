@@ -12,11 +12,11 @@ use crate::error::ApiError;
 /// of the API is a JSON object: serde would also read a struct from an array
 /// of its fields in order, which the document does not allow.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 /// The deepest nesting a JSON body may have (`http.max_json_depth`).
 #[derive(Debug, Clone, Copy)]
-pub struct JsonDepth(pub usize);
+pub(crate) struct JsonDepth(pub usize);
 
 /// Default for [`JsonDepth`] when the router sets none.
 const DEFAULT_JSON_DEPTH: usize = 32;
@@ -125,7 +125,7 @@ fn body_of<T: DeserializeOwned + 'static>(route: &BodyRoute, bytes: &[u8]) -> Re
 /// A JSON body that may be left out (empty, or `null`), meaning `T`'s
 /// defaults; otherwise read as [`Json`] reads one, whatever the content type.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
@@ -211,7 +211,7 @@ fn nesting_depth(bytes: &[u8]) -> usize {
 
 /// `axum::extract::Query`, with rejections in the error envelope.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Query<T>
 where
@@ -238,7 +238,7 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
 
 /// `axum::extract::Path`, with rejections in the error envelope.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Path<T>
 where
@@ -261,7 +261,7 @@ where
 
 /// `axum::extract::ws::WebSocketUpgrade`, refusing a request that is not a
 /// WebSocket handshake with `426 upgrade_required` in the error envelope.
-pub struct WebSocketUpgrade(pub axum::extract::ws::WebSocketUpgrade);
+pub(crate) struct WebSocketUpgrade(pub axum::extract::ws::WebSocketUpgrade);
 
 impl<S> FromRequestParts<S> for WebSocketUpgrade
 where

@@ -29,7 +29,7 @@ const SHOWN_PREFIX_LEN: usize = 12;
 /// Uses closer together than this do not rewrite `last_seen_at`/`last_used_at`.
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// The first admin's username.
-pub const FIRST_ADMIN: &str = "admin";
+pub(super) const FIRST_ADMIN: &str = "admin";
 
 /// Identity settings, from the server's `[auth]` and `[rate_limit]` configuration.
 #[derive(Clone)]

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use super::Principal;
 
 /// Longest an entry is trusted.
-pub const CACHE_FOR: Duration = Duration::from_secs(5);
+pub(super) const CACHE_FOR: Duration = Duration::from_secs(5);
 /// Most entries; the cache starts over beyond this.
 const MAX_ENTRIES: usize = 10_000;
 

@@ -29,7 +29,7 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// The close code sent when the credentials stop being valid (4000-4999 are
 /// for applications; this mirrors HTTP 401).
-pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
+pub(crate) const CLOSE_UNAUTHENTICATED: u16 = 4401;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().documented(routes!(events))

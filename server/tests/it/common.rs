@@ -5,7 +5,7 @@ use basin_server::{Application, Config};
 use serde_json::Value;
 
 /// A server started for one test, stopped when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub base: String,
     pub flight_addr: std::net::SocketAddr,
     /// An admin's session token.
@@ -18,10 +18,10 @@ pub struct TestServer {
 }
 
 /// The first admin's password on test servers.
-pub const ADMIN_PASSWORD: &str = "test-root-password-0123";
+pub(crate) const ADMIN_PASSWORD: &str = "test-root-password-0123";
 
 /// An HTTP client presenting `token` as a bearer token.
-pub fn client_with(token: &str) -> reqwest::Client {
+pub(crate) fn client_with(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -34,7 +34,7 @@ pub fn client_with(token: &str) -> reqwest::Client {
 }
 
 /// Signs in at the server at `base`; the session token.
-pub async fn login(base: &str, username: &str, password: &str) -> String {
+pub(crate) async fn login(base: &str, username: &str, password: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/v1/auth/login"))
         .json(&serde_json::json!({ "username": username, "password": password }))
@@ -46,13 +46,13 @@ pub async fn login(base: &str, username: &str, password: &str) -> String {
     body["data"]["token"].as_str().unwrap().to_owned()
 }
 
-pub fn testdata(name: &str) -> PathBuf {
+pub(crate) fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata")
         .join(name)
 }
 
-pub fn test_config(data_dir: &std::path::Path) -> Config {
+pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
         ..Default::default()
@@ -68,11 +68,11 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 }
 
 impl TestServer {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(std::env::var("TEST_LOG").unwrap())
@@ -106,7 +106,7 @@ impl TestServer {
     }
 
     /// A server holding `orders` (testdata/orders.csv, malformed rows skipped).
-    pub async fn with_orders() -> Self {
+    pub(crate) async fn with_orders() -> Self {
         let server = Self::start().await;
         let (status, body) = server
             .upload_file("orders", "on_error=skip", "orders.csv")
@@ -115,16 +115,16 @@ impl TestServer {
         server
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let response = self.client.get(self.url(path)).send().await.unwrap();
         split(response).await
     }
 
-    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
             .post(self.url(path))
@@ -135,7 +135,7 @@ impl TestServer {
         split(response).await
     }
 
-    pub async fn upload(&self, dataset: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+    pub(crate) async fn upload(&self, dataset: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
         let response = self
             .client
             .post(self.url(&format!("/api/v1/datasets/{dataset}/upload?{query}")))
@@ -146,13 +146,18 @@ impl TestServer {
         split(response).await
     }
 
-    pub async fn upload_file(&self, dataset: &str, query: &str, fixture: &str) -> (u16, Value) {
+    pub(crate) async fn upload_file(
+        &self,
+        dataset: &str,
+        query: &str,
+        fixture: &str,
+    ) -> (u16, Value) {
         self.upload(dataset, query, std::fs::read(testdata(fixture)).unwrap())
             .await
     }
 
     /// Rows of `sql` as JSON arrays.
-    pub async fn rows(&self, sql: &str) -> Vec<Value> {
+    pub(crate) async fn rows(&self, sql: &str) -> Vec<Value> {
         let (status, body) = self
             .post_json("/api/v1/query", serde_json::json!({ "sql": sql }))
             .await;
@@ -160,7 +165,7 @@ impl TestServer {
         body["data"]["rows"].as_array().unwrap().clone()
     }
 
-    pub async fn wait_job(&self, id: &str) -> Value {
+    pub(crate) async fn wait_job(&self, id: &str) -> Value {
         for _ in 0..600 {
             let (_, body) = self.get(&format!("/api/v1/jobs/{id}")).await;
             let status = body["data"]["status"]
@@ -175,7 +180,7 @@ impl TestServer {
         panic!("job {id} did not finish");
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -193,7 +198,7 @@ impl Drop for TestServer {
     }
 }
 
-pub async fn split(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn split(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     let body = if text.is_empty() {
@@ -205,12 +210,12 @@ pub async fn split(response: reqwest::Response) -> (u16, Value) {
 }
 
 /// The door an audit entry records (its details are JSON text).
-pub fn door_of(entry: &Value) -> String {
+pub(crate) fn door_of(entry: &Value) -> String {
     let details: Value =
         serde_json::from_str(entry["details"].as_str().expect("details text")).expect("JSON");
     details["door"].as_str().unwrap_or_default().to_owned()
 }
 
-pub fn error_code(body: &Value) -> &str {
+pub(crate) fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
