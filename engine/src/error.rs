@@ -684,6 +684,32 @@ mod tests {
         assert_eq!(location, Some(SqlLocation { line: 2, column: 8 }));
     }
 
+    /// DataFusion reports some failures only as text; these pin how real
+    /// ones are classified, so an upgrade that rewords them fails here.
+    #[tokio::test]
+    async fn failures_datafusion_reports_as_text_keep_their_codes() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.sql("CREATE TABLE t AS VALUES ('x')")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("creates");
+        let run = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let frame = ctx.sql(sql).await?;
+                frame.collect().await.map(|_| ())
+            }
+        };
+        let cast = run("SELECT CAST(column1 AS INT) FROM t").await.unwrap_err();
+        assert_eq!(Error::from(cast).code(), "malformed_input");
+        let unknown = run("SELECT nope FROM t").await.unwrap_err();
+        assert_eq!(Error::from(unknown).code(), "sql_error");
+        let divide = run("SELECT 1 / 0").await.unwrap_err();
+        assert_eq!(Error::from(divide).code(), "sql_error");
+    }
+
     #[test]
     fn resource_errors_are_their_own_kind() {
         let err = DataFusionError::ResourcesExhausted("pool".into());

@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
-use tokio_stream_shim::ReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{Error, Result};
 
@@ -124,27 +124,6 @@ impl Drop for Executor {
         // background is safe anywhere.
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
-        }
-    }
-}
-
-/// `tokio_stream::wrappers::ReceiverStream`, inlined to avoid a dependency for ten lines.
-mod tokio_stream_shim {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    pub(super) struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
-
-    impl<T> ReceiverStream<T> {
-        pub(super) fn new(rx: tokio::sync::mpsc::Receiver<T>) -> Self {
-            Self(rx)
-        }
-    }
-
-    impl<T> futures::Stream for ReceiverStream<T> {
-        type Item = T;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
         }
     }
 }

@@ -943,3 +943,141 @@ mod tests {
         assert!(parse_duration("0s").is_err());
     }
 }
+
+/// The key list is the config type: every leaf of [`Config`], found by
+/// deserializing it one path at a time, is in [`KEYS`], and nothing else is.
+#[cfg(test)]
+mod key_list {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+
+    use super::{Config, KEYS};
+
+    /// Ends every probe: what it found is recorded beside it.
+    #[derive(Debug)]
+    struct Stop;
+
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("probe done")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    /// What is at a path: a struct with these fields, or a value.
+    enum Found {
+        Struct(&'static [&'static str]),
+        Leaf,
+    }
+
+    /// A deserializer that walks down `path`, one map entry per level, and
+    /// records what the type asks for at its end.
+    struct Probe<'a> {
+        path: &'a [&'static str],
+        found: &'a RefCell<Option<Found>>,
+    }
+
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            if self.path.is_empty() {
+                *self.found.borrow_mut() = Some(Found::Leaf);
+            }
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Stop> {
+            match self.path.split_first() {
+                None => {
+                    *self.found.borrow_mut() = Some(Found::Struct(fields));
+                    Err(Stop)
+                }
+                Some((key, rest)) => visitor.visit_map(OneEntry {
+                    key: Some(key),
+                    value: Some(Probe {
+                        path: rest,
+                        found: self.found,
+                    }),
+                }),
+            }
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    /// A map of the one entry a probe walks through.
+    struct OneEntry<'a> {
+        key: Option<&'static str>,
+        value: Option<Probe<'a>>,
+    }
+
+    impl<'de> MapAccess<'de> for OneEntry<'_> {
+        type Error = Stop;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Stop> {
+            match self.key.take() {
+                Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
+            seed.deserialize(self.value.take().ok_or(Stop)?)
+        }
+    }
+
+    fn leaves() -> Vec<String> {
+        let mut leaves = Vec::new();
+        let mut paths: Vec<Vec<&'static str>> = vec![Vec::new()];
+        while let Some(path) = paths.pop() {
+            let found = RefCell::new(None);
+            let _ = Config::deserialize(Probe {
+                path: &path,
+                found: &found,
+            });
+            match found.into_inner() {
+                Some(Found::Struct(fields)) => {
+                    for field in fields {
+                        let mut child = path.clone();
+                        child.push(field);
+                        paths.push(child);
+                    }
+                }
+                Some(Found::Leaf) => leaves.push(path.join(".")),
+                None => panic!("the probe found nothing at {path:?}"),
+            }
+        }
+        leaves.sort();
+        leaves
+    }
+
+    #[test]
+    fn every_leaf_of_the_config_type_is_a_listed_key() {
+        let mut keys: Vec<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
+        keys.sort();
+        assert_eq!(leaves(), keys);
+    }
+}
