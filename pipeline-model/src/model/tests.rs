@@ -20,6 +20,28 @@ fn placeholders_inside_quotes_are_refused() {
     );
 }
 
+#[test]
+fn quotes_inside_comments_open_nothing() {
+    // Read as the parser reads it: the quote is part of a comment, so the
+    // placeholder after it is code and renders as a literal.
+    let specs = vec![ParamSpec {
+        name: "s".into(),
+        kind: ParamType::String,
+        default: None,
+        description: String::new(),
+        allowed: None,
+    }];
+    let values = BTreeMap::from([("s".to_owned(), Value::from("x"))]);
+    assert_eq!(
+        render_sql("SELECT /* ' */ {{ s }}", &specs, &values).unwrap(),
+        "SELECT /* ' */ 'x'"
+    );
+    // A `;` inside a block comment ends no statement.
+    let file = "CREATE TABLE a AS SELECT 1 /* ; */ AS n;\nCREATE TABLE b AS SELECT n FROM a;";
+    let definition = PipelineDefinition::from_sql_file(file).unwrap();
+    assert_eq!(definition.steps.len(), 2);
+}
+
 fn step(name: &str, sql: &str) -> Step {
     Step {
         name: name.into(),
