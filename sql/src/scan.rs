@@ -220,20 +220,10 @@ impl<'a> Offsets<'a> {
     }
 }
 
-/// Byte offsets of the `;` that end statements: those outside strings,
-/// quoted identifiers and comments.
-pub fn statement_ends(sql: &str) -> Vec<usize> {
-    tokens(sql)
-        .into_iter()
-        .filter(|t| t.kind == TokenKind::Semicolon)
-        .map(|t| t.start)
-        .collect()
-}
-
-/// Whether byte `at` of `sql` is inside a string literal or a quoted
-/// identifier (a comment is not quotes).
-pub fn inside_quotes(sql: &str, at: usize) -> bool {
-    tokens(sql)
+/// Whether byte `at` of the text `tokens` were read from is inside a string
+/// literal or a quoted identifier (a comment is not quotes).
+pub fn inside_quotes(tokens: &[SqlToken], at: usize) -> bool {
+    tokens
         .iter()
         .any(|t| t.is_quoted() && t.start < at && at < t.end)
 }
@@ -241,6 +231,19 @@ pub fn inside_quotes(sql: &str, at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Byte offsets of the `;` that end statements.
+    fn statement_ends(sql: &str) -> Vec<usize> {
+        tokens(sql)
+            .into_iter()
+            .filter(|t| t.kind == TokenKind::Semicolon)
+            .map(|t| t.start)
+            .collect()
+    }
+
+    fn quoted_at(sql: &str, at: usize) -> bool {
+        inside_quotes(&tokens(sql), at)
+    }
 
     #[test]
     fn tokens_cover_every_byte_in_order() {
@@ -267,20 +270,20 @@ mod tests {
     fn quotes_are_told_from_comments() {
         // A quote inside a block comment opens nothing: what follows is code.
         let sql = "SELECT /* ' */ {{x}}";
-        assert!(!inside_quotes(sql, sql.find("{{").unwrap()));
+        assert!(!quoted_at(sql, sql.find("{{").unwrap()));
         let sql = "SELECT '{{x}}'";
-        assert!(inside_quotes(sql, sql.find("{{").unwrap()));
+        assert!(quoted_at(sql, sql.find("{{").unwrap()));
         let sql = "SELECT \"{{x}}\"";
-        assert!(inside_quotes(sql, sql.find("{{").unwrap()));
+        assert!(quoted_at(sql, sql.find("{{").unwrap()));
         let sql = "SELECT 1 -- '\n, {{x}}";
-        assert!(!inside_quotes(sql, sql.find("{{").unwrap()));
+        assert!(!quoted_at(sql, sql.find("{{").unwrap()));
     }
 
     #[test]
     fn unterminated_text_runs_to_the_end() {
         let sql = "SELECT 1; SELECT 'open; more";
         assert_eq!(statement_ends(sql), vec![8]);
-        assert!(inside_quotes(sql, sql.len() - 2));
+        assert!(quoted_at(sql, sql.len() - 2));
         let tokens = tokens("SELECT 1 /* open ;");
         assert_eq!(
             tokens.last().map(|t| &t.kind),

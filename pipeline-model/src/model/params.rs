@@ -208,6 +208,7 @@ pub fn render_sql(
 ) -> Result<String> {
     let mut rendered = String::with_capacity(sql.len());
     let mut copied = 0;
+    let mut tokens = None;
     for placeholder in placeholders(sql) {
         let name = &placeholder.name;
         let spec = specs
@@ -224,7 +225,8 @@ pub fn render_sql(
             .ok_or_else(|| Error::InvalidInput(format!("param `{name}` has no value")))?;
         // Inside quotes, a rendered literal would be pasted into the quotes,
         // not used as a value.
-        if scan::inside_quotes(sql, placeholder.start) {
+        let tokens = tokens.get_or_insert_with(|| scan::tokens(sql));
+        if scan::inside_quotes(tokens, placeholder.start) {
             return Err(Error::InvalidInput(format!(
                 "`{{{{ {name} }}}}` at line {}, column {} is inside quotes: write it bare, its value is rendered as a quoted literal",
                 placeholder.line, placeholder.column

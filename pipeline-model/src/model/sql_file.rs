@@ -63,11 +63,16 @@ impl PipelineDefinition {
             description: Vec::new(),
             diagnostics: Vec::new(),
         };
-        let mut start = 0;
-        for end in scan::statement_ends(text).into_iter().chain([text.len()]) {
-            reader.statement(start, end);
-            start = end + 1;
+        // One pass of the tokenizer; each statement reads its own tokens.
+        let tokens = scan::tokens(text);
+        let (mut start, mut first) = (0, 0);
+        for (i, token) in tokens.iter().enumerate() {
+            if token.kind == TokenKind::Semicolon {
+                reader.statement(start, token.start, &tokens[first..i]);
+                (start, first) = (token.end, i + 1);
+            }
         }
+        reader.statement(start, text.len(), &tokens[first..]);
         let SqlFileReader {
             mut definition,
             description,
@@ -158,18 +163,19 @@ pub(super) struct DirectiveLine<'a> {
     attached: bool,
 }
 
-/// Reads the whitespace and comments of `start..end`: the directives among
-/// them, and where the first other text (the statement) starts.
-pub(super) fn scan_leading(
-    text: &str,
+/// Reads the whitespace and comments at the start of a statement's
+/// `tokens` (which start at `start`): the directives among them, and the
+/// index of the first other token (the statement's body), if any.
+pub(super) fn scan_leading<'a>(
+    text: &'a str,
     start: usize,
-    end: usize,
-) -> (Vec<DirectiveLine<'_>>, usize) {
-    let mut directives: Vec<DirectiveLine<'_>> = Vec::new();
+    tokens: &[SqlToken],
+) -> (Vec<DirectiveLine<'a>>, Option<usize>) {
+    let mut directives: Vec<DirectiveLine<'a>> = Vec::new();
     // What follows a `;` on its line is not a blank line.
     let mut line_has_content = start > 0 && text.as_bytes()[start - 1] != b'\n';
-    for token in scan::tokens(&text[start..end]) {
-        let at = start + token.start;
+    for (index, token) in tokens.iter().enumerate() {
+        let at = token.start;
         match &token.kind {
             TokenKind::Newline => {
                 if !line_has_content {
@@ -181,7 +187,7 @@ pub(super) fn scan_leading(
             }
             TokenKind::Space => {}
             TokenKind::LineComment { prefix, .. } => {
-                let comment = &text[at + prefix.len()..start + token.end];
+                let comment = &text[at + prefix.len()..token.end];
                 if prefix == "--"
                     && let Some(directive) = directive_text(comment)
                 {
@@ -194,10 +200,10 @@ pub(super) fn scan_leading(
                 line_has_content = true;
             }
             TokenKind::BlockComment => line_has_content = true,
-            _ => return (directives, at),
+            _ => return (directives, Some(index)),
         }
     }
-    (directives, end)
+    (directives, None)
 }
 
 /// The directive in a `--` comment's text, if it is one.
@@ -217,9 +223,8 @@ pub(super) enum HeadKind {
 }
 
 /// Reads `CREATE [OR REPLACE] [TEMP|TEMPORARY] TABLE|VIEW name AS` at the
-/// start of `body`: the name, the kind and the offset after `AS`.
-pub(super) fn parse_head(body: &str) -> Option<(String, HeadKind, usize)> {
-    let tokens = scan::tokens(body);
+/// start of a statement's tokens: the name, the kind and the offset after `AS`.
+pub(super) fn parse_head(tokens: &[SqlToken]) -> Option<(String, HeadKind, usize)> {
     let mut words = tokens.iter().filter(|t| !t.is_trivia());
     let mut next_word = || match words.next() {
         Some(SqlToken {
@@ -635,16 +640,18 @@ impl SqlFileReader<'_> {
 
     /// The statement ending at `end` (its `;` or the end of the file) and
     /// the comments before it, from `start`.
-    fn statement(&mut self, start: usize, end: usize) {
+    fn statement(&mut self, start: usize, end: usize, tokens: &[SqlToken]) {
         let text = self.text;
-        let (directives, body_start) = scan_leading(text, start, end);
-        let body = text[body_start..end].trim_end();
-        let has_body = !body.is_empty();
-        let mut pending = if has_body {
-            self.step(body_start, body)
-        } else {
-            None
-        };
+        let (directives, body) = scan_leading(text, start, tokens);
+        let has_body = body.is_some();
+        let mut pending = body.and_then(|first| {
+            let body_start = tokens[first].start;
+            self.step(
+                body_start,
+                text[body_start..end].trim_end(),
+                &tokens[first..],
+            )
+        });
         for line in &directives {
             let directive = match parse_directive(line.text) {
                 Ok(directive) => directive,
@@ -672,8 +679,8 @@ impl SqlFileReader<'_> {
 
     /// The step a statement defines, or `None` (and a diagnostic) when it
     /// is not a step.
-    fn step(&mut self, body_start: usize, body: &str) -> Option<PendingStep> {
-        let Some((name, kind, after_as)) = parse_head(body) else {
+    fn step(&mut self, body_start: usize, body: &str, tokens: &[SqlToken]) -> Option<PendingStep> {
+        let Some((name, kind, after_as)) = parse_head(tokens) else {
             self.error(
                 body_start,
                 "expected `CREATE [OR REPLACE] [TEMP|TEMPORARY] TABLE|VIEW name AS SELECT …`: \
@@ -681,6 +688,7 @@ impl SqlFileReader<'_> {
             );
             return None;
         };
+        let after_as = after_as - body_start;
         let rest = &body[after_as..];
         let sql = rest.trim();
         if sql.is_empty() {
