@@ -6,8 +6,7 @@
 //! connection version, so a query does not reconnect; any change to a
 //! connection bumps its version and drops the old source.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -76,10 +75,29 @@ pub struct ConnectionPatch {
 /// A source opened at a connection version.
 type OpenedSource = (i64, Arc<dyn Source>);
 
+/// Most connections whose opened sources are kept at once.
+const OPENED_SOURCES: u64 = 256;
+/// An opened source unused this long is dropped, closing its pool.
+const SOURCE_IDLE: Duration = Duration::from_secs(30 * 60);
+
 /// Opened sources by connection id, at the version they were opened at.
-#[derive(Default)]
+///
+/// Eviction: at most [`OPENED_SOURCES`] connections (moka's TinyLFU policy
+/// picks which), and a source idle for [`SOURCE_IDLE`] is dropped, so an
+/// instance with many rarely used connections holds no pool for each.
 pub(crate) struct SourceCache {
-    opened: Mutex<HashMap<String, OpenedSource>>,
+    opened: moka::sync::Cache<String, OpenedSource>,
+}
+
+impl Default for SourceCache {
+    fn default() -> Self {
+        Self {
+            opened: moka::sync::Cache::builder()
+                .max_capacity(OPENED_SOURCES)
+                .time_to_idle(SOURCE_IDLE)
+                .build(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SourceCache {
@@ -90,23 +108,18 @@ impl std::fmt::Debug for SourceCache {
 
 impl SourceCache {
     fn get(&self, id: &str, version: i64) -> Option<Arc<dyn Source>> {
-        let opened = self.opened.lock().ok()?;
-        opened
+        self.opened
             .get(id)
             .filter(|(v, _)| *v == version)
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s)
     }
 
     fn put(&self, id: &str, version: i64, source: Arc<dyn Source>) {
-        if let Ok(mut opened) = self.opened.lock() {
-            opened.insert(id.to_owned(), (version, source));
-        }
+        self.opened.insert(id.to_owned(), (version, source));
     }
 
     fn forget(&self, id: &str) {
-        if let Ok(mut opened) = self.opened.lock() {
-            opened.remove(id);
-        }
+        self.opened.invalidate(id);
     }
 }
 

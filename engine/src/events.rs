@@ -66,7 +66,7 @@ pub struct NewEvent {
 /// Whether `principal` may see `event`: anyone who may read sees every
 /// event, except that an API key limited to datasets sees only events about
 /// those datasets and nothing about pipelines.
-pub fn visible_to(event: &EventRecord, principal: &Principal) -> bool {
+pub(crate) fn visible_to(event: &EventRecord, principal: &Principal) -> bool {
     let reads_everything = principal
         .authorize(crate::auth::Action::Read, crate::auth::Resource::Global)
         .is_ok()
@@ -74,6 +74,70 @@ pub fn visible_to(event: &EventRecord, principal: &Principal) -> bool {
     match (&event.pipeline_id, &event.dataset) {
         (None, Some(dataset)) => principal.can_see_dataset(dataset),
         _ => reads_everything,
+    }
+}
+
+/// One event of a caller's feed.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// An event the caller may see.
+    Visible(Arc<EventRecord>),
+    /// Only the number of an event the caller may not see: it moves the
+    /// caller's position like any other.
+    Hidden(i64),
+}
+
+impl FeedEvent {
+    fn seen_by(event: Arc<EventRecord>, principal: &Principal) -> Self {
+        if visible_to(&event, principal) {
+            Self::Visible(event)
+        } else {
+            Self::Hidden(event.seq)
+        }
+    }
+
+    /// The event's number.
+    pub fn seq(&self) -> i64 {
+        match self {
+            Self::Visible(event) => event.seq,
+            Self::Hidden(seq) => *seq,
+        }
+    }
+
+    /// The event, if the caller may see it.
+    pub fn visible(&self) -> Option<&Arc<EventRecord>> {
+        match self {
+            Self::Visible(event) => Some(event),
+            Self::Hidden(_) => None,
+        }
+    }
+}
+
+/// A caller's live events, filtered by what it may see (see [`Engine::event_feed`]).
+#[derive(Debug)]
+pub struct EventFeed {
+    principal: Principal,
+    live: broadcast::Receiver<Arc<EventRecord>>,
+    start: i64,
+}
+
+impl EventFeed {
+    /// The number of the last event stored when the feed opened: the feed
+    /// holds every event after it.
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// The next event; `Lagged` when the caller fell more than [`CAPACITY`] behind.
+    pub async fn recv(&mut self) -> std::result::Result<FeedEvent, broadcast::error::RecvError> {
+        let event = self.live.recv().await?;
+        Ok(FeedEvent::seen_by(event, &self.principal))
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> std::result::Result<FeedEvent, broadcast::error::TryRecvError> {
+        let event = self.live.try_recv()?;
+        Ok(FeedEvent::seen_by(event, &self.principal))
     }
 }
 
@@ -260,14 +324,39 @@ impl Engine {
         }
     }
 
-    /// Subscribes to events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
+    /// Every event from now on, unfiltered, for the engine's own listeners
+    /// (the scheduler's dataset triggers).
+    pub(crate) fn subscribe_all(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.inner.events.sender.subscribe()
     }
 
-    /// Persisted events after `seq`, oldest first, at most `limit`.
-    pub async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>> {
-        self.catalog().events_after(seq, limit).await
+    /// `principal`'s feed of events from now on: what it may not see comes
+    /// as [`FeedEvent::Hidden`], so numbers stay contiguous and a gap still
+    /// means missed events.
+    pub async fn event_feed(&self, principal: &Principal) -> Result<EventFeed> {
+        // Subscribe before reading the position: nothing published after it is missed.
+        let live = self.subscribe_all();
+        let start = self.catalog().last_event_seq().await?;
+        Ok(EventFeed {
+            principal: principal.clone(),
+            live,
+            start,
+        })
+    }
+
+    /// Stored events after `seq`, oldest first, at most `limit`, as
+    /// `principal` may see them.
+    pub async fn events_after(
+        &self,
+        principal: &Principal,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedEvent>> {
+        let page = self.catalog().events_after(seq, limit).await?;
+        Ok(page
+            .into_iter()
+            .map(|event| FeedEvent::seen_by(Arc::new(event), principal))
+            .collect())
     }
 
     /// Queues an event; it is numbered, stored and broadcast in order.

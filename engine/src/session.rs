@@ -28,40 +28,42 @@ pub struct SessionFactory {
     providers: Arc<ProviderCache>,
 }
 
-/// Most dataset versions whose opened tables are kept.
-const CACHED_PROVIDERS: usize = 256;
+/// Most datasets whose opened tables are kept.
+const CACHED_PROVIDERS: u64 = 256;
 
 /// Opened Delta tables by dataset id and catalog version. Opening replays the
 /// Delta log, which costs more than planning a short query; every Basin write
 /// records a new version in the catalog, so an entry is reused only while the
 /// version it was opened at is still current.
-#[derive(Debug, Default)]
+///
+/// Eviction: at most [`CACHED_PROVIDERS`] datasets, picked by moka's TinyLFU
+/// policy; a miss costs one log replay.
+#[derive(Debug)]
 struct ProviderCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, CachedProvider>>,
+    entries: moka::sync::Cache<String, CachedProvider>,
 }
 
 /// A dataset's table as opened at a catalog version.
 type CachedProvider = (i64, Arc<dyn TableProvider>);
 
+impl Default for ProviderCache {
+    fn default() -> Self {
+        Self {
+            entries: moka::sync::Cache::new(CACHED_PROVIDERS),
+        }
+    }
+}
+
 impl ProviderCache {
     fn get(&self, id: &str, version: i64) -> Option<Arc<dyn TableProvider>> {
-        let entries = self.entries.lock().ok()?;
-        entries
+        self.entries
             .get(id)
             .filter(|(cached, _)| *cached == version)
-            .map(|(_, provider)| provider.clone())
+            .map(|(_, provider)| provider)
     }
 
     fn put(&self, id: &str, version: i64, provider: Arc<dyn TableProvider>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHED_PROVIDERS && !entries.contains_key(id) {
-                // Any entry will do: a miss costs one log replay.
-                if let Some(evicted) = entries.keys().next().cloned() {
-                    entries.remove(&evicted);
-                }
-            }
-            entries.insert(id.to_owned(), (version, provider));
-        }
+        self.entries.insert(id.to_owned(), (version, provider));
     }
 }
 

@@ -10,6 +10,7 @@ use basin_engine::auth::{
 use basin_engine::catalog::{DatasetFilter, DatasetSort, JobFilter, Page};
 use basin_engine::connections::{ConnectionPatch, NewConnection};
 use basin_engine::datasets::{DatasetPatch, TimeTravel};
+use basin_engine::events::FeedEvent;
 use basin_engine::ingest::{IfExists, IfMissing, IngestOptions, StreamWriteMode};
 use basin_engine::{Engine, EngineConfig, Error};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
@@ -242,6 +243,70 @@ async fn a_key_limited_to_datasets_sees_only_those() {
     );
     // Connections read with their own credentials: out of such a key's reach.
     refused("list_connections", engine.list_connections(&limited).await);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_are_filtered_by_the_engine_and_keep_their_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine_with_datasets(&dir).await;
+    engine.flush_events().await;
+    let limited = key(Role::Admin, &[Scope::Read], Some(&["orders"]));
+
+    let stored = engine
+        .events_after(&Principal::local(), 0, 1000)
+        .await
+        .expect("the operator's events");
+    assert!(stored.iter().all(|e| e.visible().is_some()));
+    let page = engine
+        .events_after(&limited, 0, 1000)
+        .await
+        .expect("the key's events");
+    let seqs: Vec<i64> = page.iter().map(FeedEvent::seq).collect();
+    assert_eq!(seqs, stored.iter().map(FeedEvent::seq).collect::<Vec<_>>());
+    let seen: Vec<_> = page.iter().filter_map(FeedEvent::visible).collect();
+    assert!(
+        seen.iter().any(|e| e.dataset.as_deref() == Some("orders")),
+        "its dataset's events: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|e| e.dataset.as_deref() == Some("orders")),
+        "only its dataset's events: {seen:?}"
+    );
+
+    let mut feed = engine.event_feed(&limited).await.expect("feed");
+    let start = feed.start();
+    assert_eq!(start, seqs.last().copied().unwrap_or(0));
+    for name in ["users", "orders"] {
+        engine
+            .write_stream(
+                &Principal::local(),
+                name,
+                StreamWriteMode {
+                    if_exists: IfExists::Replace,
+                    if_missing: IfMissing::Fail,
+                },
+                one_row_stream(),
+            )
+            .await
+            .expect("write");
+    }
+    engine.flush_events().await;
+    let mut next = start + 1;
+    let mut seen_orders = false;
+    while let Ok(event) = feed.try_recv() {
+        assert_eq!(event.seq(), next, "numbers stay contiguous");
+        next += 1;
+        if let Some(event) = event.visible() {
+            assert_eq!(event.dataset.as_deref(), Some("orders"), "{event:?}");
+            seen_orders = true;
+        }
+    }
+    assert!(seen_orders, "the write to its dataset came through");
+    assert!(
+        next > start + 2,
+        "the write to `users` came as a hidden number"
+    );
     engine.shutdown().await;
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use basin_engine::auth::Principal;
 use basin_engine::catalog::StepStatus;
-use basin_engine::events::kinds;
+use basin_engine::events::{FeedEvent, kinds};
 use basin_engine::pipelines::runs::RunRequest;
 use basin_engine::pipelines::{Diagnostic, PipelineSource, Severity};
 use basin_engine::{Engine, EngineConfig};
@@ -189,7 +189,7 @@ async fn run_file(
             .create_pipeline(&principal, name, source(file)?)
             .await?;
     }
-    let mut events = engine.subscribe();
+    let mut events = engine.event_feed(&principal).await?;
     let (run, _) = engine
         .start_run(
             &principal,
@@ -207,7 +207,8 @@ async fn run_file(
     let started = std::time::Instant::now();
     loop {
         let event = match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
-            Ok(Ok(event)) => event,
+            Ok(Ok(FeedEvent::Visible(event))) => event,
+            Ok(Ok(FeedEvent::Hidden(_))) => continue,
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
             Err(_) => {

@@ -1,8 +1,7 @@
 //! Running time-series requests: resolve the source, plan, execute on the
 //! CPU runtime, assemble, and cache answers by dataset version.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
 
@@ -12,66 +11,57 @@ use crate::query::plan_read_only;
 use crate::{Engine, Error, Result};
 use basin_sql::quote_ident;
 
-/// Answers kept; the oldest goes first.
-const CACHED_ANSWERS: usize = 256;
+/// Most answers kept at once.
+const CACHED_ANSWERS: u32 = 256;
 /// Values all kept answers may hold together (about 16 bytes each, with their times).
-const CACHED_VALUES: usize = 8_000_000;
+const CACHED_VALUES: u32 = 8_000_000;
 /// The table name a SQL source is registered under.
 const SQL_SOURCE: &str = "__timeseries_source";
 
 /// Answers to dataset-sourced requests, keyed by dataset id, dataset version
 /// and the request: a new version is a new key, so a write invalidates
 /// without anyone having to remember to.
-#[derive(Debug, Default)]
+///
+/// Eviction: an answer weighs its values, and at least a 256th of
+/// [`CACHED_VALUES`], so the kept answers hold at most [`CACHED_VALUES`]
+/// values and number at most [`CACHED_ANSWERS`]; moka's TinyLFU policy picks
+/// which go. An answer larger than the whole budget is not kept.
+#[derive(Debug)]
 pub struct ResponseCache {
-    entries: Mutex<Entries>,
+    answers: moka::sync::Cache<String, Arc<TimeseriesResponse>>,
 }
 
-/// Answers by key, and their keys oldest first.
-#[derive(Debug, Default)]
-struct Entries {
-    answers: HashMap<String, Arc<TimeseriesResponse>>,
-    order: VecDeque<String>,
-    values: usize,
+impl Default for ResponseCache {
+    fn default() -> Self {
+        Self {
+            answers: moka::sync::Cache::builder()
+                .max_capacity(u64::from(CACHED_VALUES))
+                .weigher(|_, answer: &Arc<TimeseriesResponse>| weight_of(answer))
+                .build(),
+        }
+    }
 }
 
-/// How many values an answer holds, its comparison included.
-fn values_of(answer: &TimeseriesResponse) -> usize {
+/// What an answer costs in the budget: its values, its comparison included,
+/// and never less than one [`CACHED_ANSWERS`]th of the budget.
+fn weight_of(answer: &TimeseriesResponse) -> u32 {
     let comparison = answer.comparison.as_ref().map_or(0, |c| {
         c.series.iter().map(|s| s.values.len()).sum::<usize>()
     });
-    answer.series.iter().map(|s| s.values.len()).sum::<usize>() + comparison
+    let values = answer.series.iter().map(|s| s.values.len()).sum::<usize>() + comparison;
+    u32::try_from(values)
+        .unwrap_or(u32::MAX)
+        .max(CACHED_VALUES / CACHED_ANSWERS)
 }
 
 impl ResponseCache {
     fn get(&self, key: &str) -> Option<Arc<TimeseriesResponse>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.answers.get(key).cloned()
+        self.answers.get(key)
     }
 
     fn put(&self, key: String, answer: Arc<TimeseriesResponse>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let size = values_of(&answer);
-        if size > CACHED_VALUES {
-            return;
-        }
-        let Entries {
-            answers,
-            order,
-            values,
-        } = &mut *entries;
-        match answers.insert(key.clone(), answer) {
-            Some(replaced) => *values -= values_of(&replaced),
-            None => order.push_back(key),
-        }
-        *values += size;
-        while order.len() > CACHED_ANSWERS || *values > CACHED_VALUES {
-            let Some(oldest) = order.pop_front() else {
-                break;
-            };
-            if let Some(evicted) = answers.remove(&oldest) {
-                *values -= values_of(&evicted);
-            }
+        if weight_of(&answer) <= CACHED_VALUES {
+            self.answers.insert(key, answer);
         }
     }
 }

@@ -6,44 +6,54 @@
 //! revocation, disable, role or grant change moves it), for at most
 //! [`CACHE_FOR`], and never past the token's own expiry. A change made by
 //! another process sharing the catalog is seen within [`CACHE_FOR`].
+//!
+//! Eviction: at most [`MAX_ENTRIES`] tokens, chosen by moka's TinyLFU policy
+//! (a token seen once does not push out one used on every request); every
+//! entry dies [`CACHE_FOR`] after it was filled.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use moka::sync::Cache;
 
 use super::Principal;
 
 /// Longest an entry is trusted.
-pub(super) const CACHE_FOR: Duration = Duration::from_secs(5);
-/// Most entries; the cache starts over beyond this.
-const MAX_ENTRIES: usize = 10_000;
+const CACHE_FOR: Duration = Duration::from_secs(5);
+/// Most tokens remembered at once.
+const MAX_ENTRIES: u64 = 10_000;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     principal: Principal,
     epoch: u64,
-    checked: Instant,
     valid_until: DateTime<Utc>,
 }
 
 /// Token hash to principal.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PrincipalCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Cache<String, Entry>,
+}
+
+impl Default for PrincipalCache {
+    fn default() -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(CACHE_FOR)
+                .build(),
+        }
+    }
 }
 
 impl PrincipalCache {
     /// The principal for `token_hash`, if an entry is still good at `epoch`.
     pub(crate) fn get(&self, token_hash: &str, epoch: u64) -> Option<Principal> {
-        let entries = self.entries.lock().ok()?;
-        entries
+        self.entries
             .get(token_hash)
-            .filter(|e| {
-                e.epoch == epoch && e.checked.elapsed() < CACHE_FOR && Utc::now() < e.valid_until
-            })
-            .map(|e| e.principal.clone())
+            .filter(|e| e.epoch == epoch && Utc::now() < e.valid_until)
+            .map(|e| e.principal)
     }
 
     /// Remembers a principal checked at `epoch`, good until `valid_until` at the latest.
@@ -54,20 +64,14 @@ impl PrincipalCache {
         epoch: u64,
         valid_until: DateTime<Utc>,
     ) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(
-                token_hash,
-                Entry {
-                    principal,
-                    epoch,
-                    checked: Instant::now(),
-                    valid_until,
-                },
-            );
-        }
+        self.entries.insert(
+            token_hash,
+            Entry {
+                principal,
+                epoch,
+                valid_until,
+            },
+        );
     }
 }
 

@@ -29,7 +29,7 @@ impl crate::Engine {
         let stop = self.background_token();
         tokio::spawn(async move {
             let mut plans: std::collections::HashMap<String, Plan> = Default::default();
-            let mut events = engine.subscribe();
+            let mut events = engine.subscribe_all();
             let mut tick = tokio::time::interval(TICK);
             let mut prune = tokio::time::interval(PRUNE_EVERY);
             loop {

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
 use basin_engine::auth::{Credentials, Principal};
-use basin_engine::events::{kinds, visible_to};
+use basin_engine::events::{FeedEvent, kinds};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,7 +63,14 @@ async fn stream_events(
     opened_at: chrono::DateTime<chrono::Utc>,
     mut socket: WebSocket,
 ) {
-    let mut events = engine.subscribe();
+    let mut events = match engine.event_feed(&principal).await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::error!(error = %e, "job events: cannot read the event log");
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
     let mut revocations = engine.revocations();
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     recheck.tick().await;
@@ -77,8 +84,10 @@ async fn stream_events(
         let check_now = tokio::select! {
             event = events.recv() => {
                 let message = match event {
-                    Ok(event) if event.kind != kinds::JOB_STATUS || !visible_to(&event, &principal) => continue,
-                    Ok(event) => json!({"type": "job", "job": event.data.get("job")}),
+                    Ok(FeedEvent::Visible(event)) if event.kind == kinds::JOB_STATUS => {
+                        json!({"type": "job", "job": event.data.get("job")})
+                    }
+                    Ok(_) => continue,
                     Err(RecvError::Lagged(missed)) => json!({"type": "lagged", "missed": missed}),
                     Err(RecvError::Closed) => break,
                 };

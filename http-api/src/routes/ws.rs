@@ -22,7 +22,7 @@ use axum::response::Response;
 use basin_engine::Engine;
 use basin_engine::auth::{Credentials, Principal};
 use basin_engine::catalog::EventRecord;
-use basin_engine::events::{channels_of, kinds, visible_to};
+use basin_engine::events::{EventFeed, FeedEvent, channels_of, kinds};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -145,17 +145,16 @@ enum Closed {
 
 impl Connection {
     async fn serve(mut self, params: WsParams, heartbeat: Duration) {
-        // Subscribe before reading the position: nothing published after it is missed.
-        let mut live = self.engine.subscribe();
-        let mut revocations = self.engine.revocations();
-        self.position = match self.engine.catalog().last_event_seq().await {
-            Ok(seq) => seq,
+        let mut live = match self.engine.event_feed(&self.principal).await {
+            Ok(feed) => feed,
             Err(e) => {
                 tracing::error!(error = %e, "websocket: cannot read the event log");
                 let _ = self.socket.send(Message::Close(None)).await;
                 return;
             }
         };
+        let mut revocations = self.engine.revocations();
+        self.position = live.start();
         let ready = json!({
             "type": "ready",
             "cursor": self.position,
@@ -304,17 +303,21 @@ impl Connection {
         if let Some(since) = since.filter(|s| *s < self.position) {
             let mut after = since;
             while after < self.position {
-                let page = match self.engine.events_after(after, REPLAY_PAGE).await {
+                let page = match self
+                    .engine
+                    .events_after(&self.principal, after, REPLAY_PAGE)
+                    .await
+                {
                     Ok(page) => page,
                     Err(e) => return self.error(e.code(), e.public_message()).await,
                 };
                 let Some(last) = page.last() else { break };
-                after = last.seq;
+                after = last.seq();
                 let wanted: Vec<Arc<EventRecord>> = page
                     .into_iter()
+                    .filter_map(|e| e.visible().cloned())
                     .filter(|e| e.seq <= self.position)
                     .filter(|e| channels_of(e).iter().any(|c| new.contains(c)))
-                    .map(Arc::new)
                     .collect();
                 self.send_batch(wanted, false).await?;
             }
@@ -325,11 +328,7 @@ impl Connection {
 
     /// Sends one live event, after filling any gap before it from the log
     /// and taking (and, when far behind, merging) whatever else is waiting.
-    async fn deliver_live(
-        &mut self,
-        first: Arc<EventRecord>,
-        live: &mut tokio::sync::broadcast::Receiver<Arc<EventRecord>>,
-    ) -> Result<(), Closed> {
+    async fn deliver_live(&mut self, first: FeedEvent, live: &mut EventFeed) -> Result<(), Closed> {
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match live.try_recv() {
@@ -339,35 +338,32 @@ impl Connection {
             }
         }
         let behind = batch.len() > MERGE_BEYOND;
-        let mut pending: Vec<Arc<EventRecord>> = Vec::with_capacity(batch.len());
+        let mut pending: Vec<FeedEvent> = Vec::with_capacity(batch.len());
         for event in batch {
-            let expected = pending.last().map_or(self.position, |e| e.seq) + 1;
-            if event.seq < expected {
+            let expected = pending.last().map_or(self.position, FeedEvent::seq) + 1;
+            if event.seq() < expected {
                 continue;
             }
-            if event.seq > expected {
+            if event.seq() > expected {
                 // A gap: this client lagged, or another process (a CLI
                 // command) numbered events. Read it from the log, a page at
                 // a time, so memory stays bounded however long the gap.
                 self.flush(&mut pending, behind).await?;
-                self.fill_gap(event.seq).await?;
+                self.fill_gap(event.seq()).await?;
             }
             pending.push(event);
         }
         self.flush(&mut pending, behind).await
     }
 
-    /// Sends the subscribed events of `pending` and moves the position past them.
-    async fn flush(
-        &mut self,
-        pending: &mut Vec<Arc<EventRecord>>,
-        merge: bool,
-    ) -> Result<(), Closed> {
-        let Some(last) = pending.last().map(|e| e.seq) else {
+    /// Sends the visible, subscribed events of `pending` and moves the position past them all.
+    async fn flush(&mut self, pending: &mut Vec<FeedEvent>, merge: bool) -> Result<(), Closed> {
+        let Some(last) = pending.last().map(FeedEvent::seq) else {
             return Ok(());
         };
         let wanted = pending
             .drain(..)
+            .filter_map(|e| e.visible().cloned())
             .filter(|e| channels_of(e).iter().any(|c| self.channels.contains(c)))
             .collect();
         self.send_batch(wanted, merge).await?;
@@ -380,17 +376,13 @@ impl Connection {
         while self.position + 1 < until {
             let page = self
                 .engine
-                .events_after(self.position, REPLAY_PAGE)
+                .events_after(&self.principal, self.position, REPLAY_PAGE)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "websocket: cannot read the event log");
                     Closed::Gone
                 })?;
-            let mut page: Vec<Arc<EventRecord>> = page
-                .into_iter()
-                .filter(|e| e.seq < until)
-                .map(Arc::new)
-                .collect();
+            let mut page: Vec<FeedEvent> = page.into_iter().filter(|e| e.seq() < until).collect();
             if page.is_empty() {
                 // Nothing stored in between (pruned, or never stored).
                 self.position = until - 1;
@@ -401,8 +393,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends events the principal may see; with `merge`, only a run's
-    /// newest `pipeline_progress` of the batch is sent.
+    /// Sends events (the engine has kept back what the principal may not
+    /// see); with `merge`, only a run's newest `pipeline_progress` of the
+    /// batch is sent.
     async fn send_batch(
         &mut self,
         events: Vec<Arc<EventRecord>>,
@@ -422,9 +415,6 @@ impl Connection {
                 && let Some(run) = event.run_id.as_deref()
                 && newest_progress.get(run) != Some(&event.seq)
             {
-                continue;
-            }
-            if !visible_to(event, &self.principal) {
                 continue;
             }
             // Serialized once, whichever connection sends it first.
