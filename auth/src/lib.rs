@@ -57,6 +57,13 @@ pub enum Role {
     Admin,
 }
 
+impl TryFrom<String> for Role {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
 impl Role {
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {

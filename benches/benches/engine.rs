@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use basin_engine::auth::Principal;
-use basin_engine::ingest::{IngestOptions, WriteMode};
-use basin_engine::query::QueryRequest;
+use basin_engine::datasets::write::WriteMode;
+use basin_engine::identity::Principal;
+use basin_engine::ingest::IngestOptions;
+use basin_engine::sql::query::QueryRequest;
 use basin_engine::{Engine, EngineConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::TryStreamExt;
@@ -67,8 +68,10 @@ fn engine_benches(c: &mut Criterion) {
 /// Sign-in (argon2id) and the per-request credential check: a session token
 /// and an API key, each a lookup by SHA-256 plus the user and their grants.
 fn auth_benches(c: &mut Criterion) {
-    use basin_engine::auth::throttle::RateLimit;
-    use basin_engine::auth::{Action, ClientInfo, Credentials, Door, NewApiKey, Resource, Scope};
+    use basin_engine::identity::throttle::RateLimit;
+    use basin_engine::identity::{
+        Action, ClientInfo, Credentials, Door, NewApiKey, Resource, Scope,
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = EngineConfig::new(dir.path());

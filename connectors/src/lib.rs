@@ -8,7 +8,7 @@
 //!   filters and limits to the source. The connectors are [`postgres`],
 //!   [`mysql`] and [`sqlite`] (through datafusion-table-providers), [`objects`]
 //!   (files on disk, S3-compatible, GCS, Azure or HTTP storage) and
-//!   [`http_api`] (paginated JSON endpoints); [`registry`] lists them;
+//!   [`json_api`] (paginated JSON endpoints); [`registry`] lists them;
 //! - the **file side of ingest** ([`file`], [`http`]): recognising a file's
 //!   format and compression, sniffing CSV dialects, spooling uploads to local
 //!   disk in bounded memory, scanning files into DataFusion, and the row-level
@@ -18,7 +18,7 @@ pub mod counted;
 pub mod error;
 pub mod file;
 pub mod http;
-pub mod http_api;
+pub mod json_api;
 pub mod mysql;
 mod mysql_text;
 pub mod objects;
@@ -28,6 +28,7 @@ pub mod registry;
 pub mod source;
 pub mod sql_names;
 pub mod sqlite;
+mod text_path;
 
 pub use error::{Error, Result};
 pub use registry::Registry;

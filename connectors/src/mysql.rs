@@ -430,9 +430,8 @@ impl Source for MySqlSource {
                     {
                         Ok(provider) => Some(provider.schema()),
                         Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
-                            Some(crate::source::text_path_schema(
-                                rows.iter().map(|r| (r.2.as_str(), r.3.as_str())),
-                                crate::mysql_text::fallback_type,
+                            Some(crate::text_path::schema::<crate::mysql_text::MysqlText>(
+                                rows.iter().map(|r| (&r.2, &r.3)),
                             ))
                         }
                         Err(e) => {
@@ -522,7 +521,11 @@ impl Source for MySqlSource {
                         .await
                         .map_err(|e| classify(e, self.config.ssl_mode))?
                 };
-                crate::mysql_text::table(self.config.opts(), &name, &columns)
+                crate::text_path::table(
+                    crate::mysql_text::MysqlText(self.config.opts()),
+                    &name,
+                    &columns,
+                )
             }
             Err(e) => Err(not_found_or(stream, e.to_string())),
         }

@@ -534,10 +534,8 @@ impl Source for PostgresSource {
                         Ok(provider) => Some(provider.schema()),
                         // The text path reads what the provider refuses.
                         Err(e) if crate::source::is_unsupported_type(&e.to_string()) => {
-                            Some(crate::source::text_path_schema(
-                                cols.iter()
-                                    .map(|c| (c.column.as_str(), c.native_type.as_str())),
-                                crate::pg_text::fallback_type,
+                            Some(crate::text_path::schema::<crate::pg_text::PostgresText>(
+                                cols.iter().map(|c| (&c.column, &c.native_type)),
                             ))
                         }
                         Err(e) => {
@@ -627,7 +625,11 @@ impl Source for PostgresSource {
                     .iter()
                     .map(|row| (row.get(0), row.get(1)))
                     .collect();
-                crate::pg_text::table(self.client.clone(), &name, &columns)
+                crate::text_path::table(
+                    crate::pg_text::PostgresText(self.client.clone()),
+                    &name,
+                    &columns,
+                )
             }
             Err(e) => Err(not_found_or(stream, e.to_string())),
         }

@@ -18,7 +18,7 @@ impl Default for Registry {
                 Arc::new(crate::mysql::MySql),
                 Arc::new(crate::sqlite::Sqlite),
                 Arc::new(crate::objects::Files),
-                Arc::new(crate::http_api::HttpApi),
+                Arc::new(crate::json_api::JsonApi),
             ],
         }
     }

@@ -237,20 +237,6 @@ pub(crate) fn is_unsupported_type(message: &str) -> bool {
     message.contains("unsupported data type") || message.contains("unsupported postgresql type")
 }
 
-/// The schema of a table read on a text path: each column's type from
-/// `type_of(native type)`, all nullable.
-pub(crate) fn text_path_schema<'a>(
-    columns: impl IntoIterator<Item = (&'a str, &'a str)>,
-    type_of: fn(&str) -> DataType,
-) -> arrow::datatypes::SchemaRef {
-    Arc::new(arrow::datatypes::Schema::new(
-        columns
-            .into_iter()
-            .map(|(name, native)| arrow::datatypes::Field::new(name, type_of(native), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 /// The verdict of a [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

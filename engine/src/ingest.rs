@@ -8,83 +8,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use basin_connectors::file::{
     self, CsvOptions, FileFormat, FormatKind, ScanOptions, ValidationReport,
 };
-use chrono::Utc;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::dataframe::DataFrame;
-use datafusion::datasource::provider_as_source;
-use datafusion::error::DataFusionError;
-use datafusion::execution::TaskContext;
-use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{ExecutionPlanProperties, SendableRecordBatchStream};
-use deltalake_core::operations::write::SchemaMode;
-use deltalake_core::protocol::SaveMode;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::auth::{Action, Principal, Resource};
-use crate::catalog::DatasetRecord;
-use crate::datasets::{
-    Snapshot, location_for, location_path, open_table, remove_dir_if_exists, schema_json,
-    snapshot_of,
-};
-use crate::error::Entity;
-use crate::error::MalformedRows;
+use crate::datasets::write::{Expected, WriteMode, WriteTarget};
+use crate::datasets::{open_table, schema_json, snapshot_of};
+use crate::error::{Entity, MalformedRows};
+use crate::identity::{Action, Principal, Resource};
+use crate::runtime::jobs::ProgressFn;
 use crate::{Engine, Error, Result};
-
-/// How a write relates to the dataset's existing data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteMode {
-    /// Create a new dataset; fails if the name is taken.
-    Create,
-    /// Add rows (creating the dataset if needed).
-    #[default]
-    Append,
-    /// Replace all rows and the schema (creating the dataset if needed).
-    Overwrite,
-}
-
-/// What a stream write does when the dataset exists, and when it does not:
-/// decided by the engine at the write, so no lookup by the caller can go
-/// stale before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamWriteMode {
-    /// When the dataset exists.
-    pub if_exists: IfExists,
-    /// When it does not.
-    pub if_missing: IfMissing,
-}
-
-/// What a stream write does to an existing dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IfExists {
-    /// Refuse with `dataset_exists`.
-    Fail,
-    /// Add the rows.
-    Append,
-    /// Replace rows and schema.
-    Replace,
-}
-
-/// What a stream write does when the dataset is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IfMissing {
-    /// Refuse with `dataset_not_found`.
-    Fail,
-    /// Create it.
-    Create,
-}
 
 /// What to do with rows that do not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -98,6 +36,8 @@ pub enum BadRowPolicy {
     /// Write the good rows; keep the bad ones in `<name>__rejected`.
     Quarantine,
 }
+
+crate::option_words!(BadRowPolicy);
 
 /// Suffix of the side dataset that keeps quarantined rows.
 pub const REJECTED_SUFFIX: &str = "__rejected";
@@ -123,9 +63,6 @@ pub struct IngestOptions {
     pub tags: Vec<String>,
 }
 
-/// Progress callback: a fraction in 0..=1 when known, and a message.
-pub type ProgressFn = Arc<dyn Fn(Option<f64>, String) + Send + Sync>;
-
 /// What an ingest did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
@@ -146,41 +83,10 @@ pub struct IngestReport {
     /// Bytes of (decompressed) input.
     pub bytes_read: u64,
     /// Columns written, as `[{name, type, nullable}]`.
-    #[schema(value_type = Vec<crate::schema::SchemaField>)]
+    #[schema(value_type = Vec<crate::datasets::schema::SchemaField>)]
     pub schema: serde_json::Value,
     /// Wall time.
     pub elapsed_ms: u64,
-}
-
-/// Where a write goes, and what a new dataset starts with.
-pub(crate) struct WriteTarget<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) existing: Option<DatasetRecord>,
-    pub(crate) mode: WriteMode,
-    pub(crate) description: Option<String>,
-    pub(crate) tags: Vec<String>,
-    /// Appends may add columns the dataset lacks (Delta schema evolution).
-    pub(crate) add_columns: bool,
-}
-
-/// How much a write expects to read, for its progress fraction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expected {
-    /// Input bytes (an ingested file); `0` when unknown.
-    Bytes(u64),
-    /// Rows (a source's estimate).
-    Rows(u64),
-}
-
-/// What a write of batches or SQL did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct WriteOutcome {
-    /// The dataset written.
-    pub dataset: String,
-    /// The version the write created.
-    pub version: i64,
-    /// Rows written.
-    pub rows_written: u64,
 }
 
 /// A file under the data directory's `tmp/` that is removed when dropped.
@@ -601,228 +507,6 @@ impl Engine {
             elapsed_ms: started.elapsed().as_millis() as u64,
         })
     }
-
-    /// Writes `frame` into the target dataset as one new version and records it
-    /// in the catalog. On failure a new dataset leaves nothing behind.
-    pub(crate) async fn commit_frame(
-        &self,
-        target: WriteTarget<'_>,
-        frame: DataFrame,
-        expected: Expected,
-        progress: Option<ProgressFn>,
-    ) -> Result<(Snapshot, u64)> {
-        let WriteTarget {
-            name,
-            existing,
-            mode,
-            description,
-            tags,
-            add_columns,
-        } = target;
-        let (id, location) = match &existing {
-            Some(record) => (record.id.clone(), record.location.clone()),
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                let location = location_for(self.data_dir(), &id)?;
-                (id, location)
-            }
-        };
-        let save_mode = match (mode, existing.is_some()) {
-            (WriteMode::Overwrite, true) => SaveMode::Overwrite,
-            (_, true) => SaveMode::Append,
-            (_, false) => SaveMode::ErrorIfExists,
-        };
-        let written = self
-            .write_frame(
-                name,
-                &location,
-                frame,
-                (save_mode, add_columns),
-                expected,
-                progress,
-            )
-            .await;
-        let (snapshot, rows_written) = match written {
-            Ok(done) => done,
-            Err(err) => {
-                if existing.is_none()
-                    && let Some(dir) = location_path(&location)
-                {
-                    remove_dir_if_exists(&dir).await?;
-                }
-                return Err(err);
-            }
-        };
-        let now = Utc::now();
-        let mut record = match existing {
-            Some(record) => record,
-            None => DatasetRecord {
-                id,
-                name: name.to_owned(),
-                description: description.unwrap_or_default(),
-                tags,
-                owner: None,
-                location: location.clone(),
-                version: 0,
-                schema: serde_json::Value::Null,
-                row_count: 0,
-                size_bytes: 0,
-                file_count: 0,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            },
-        };
-        snapshot.apply_to(&mut record);
-        record.updated_at = now;
-        if snapshot.version == 0 {
-            if let Err(e) = self.catalog().insert_dataset(&record).await {
-                if let Some(dir) = location_path(&location) {
-                    remove_dir_if_exists(&dir).await?;
-                }
-                return Err(e);
-            }
-        } else {
-            self.catalog().update_dataset(&record).await?;
-        }
-        self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
-            .await;
-        self.dataset_written(&record, "write").await;
-        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
-        Ok((snapshot, rows_written))
-    }
-
-    /// Writes a stream of batches into a dataset as one new version: nothing is
-    /// visible until the stream ends cleanly, and an error or a dropped stream
-    /// leaves the dataset at its previous version.
-    ///
-    /// Appends match columns by name and cast to the dataset's types.
-    /// Audited, with the door it came through.
-    pub async fn write_stream(
-        &self,
-        principal: &Principal,
-        name: &str,
-        mode: StreamWriteMode,
-        stream: SendableRecordBatchStream,
-    ) -> Result<WriteOutcome> {
-        let outcome = self.write_stream_once(principal, name, mode, stream).await;
-        self.audit_change(
-            principal,
-            "dataset.ingest",
-            &format!("dataset:{name}"),
-            &outcome,
-        )
-        .await;
-        outcome
-    }
-
-    async fn write_stream_once(
-        &self,
-        principal: &Principal,
-        name: &str,
-        mode: StreamWriteMode,
-        stream: SendableRecordBatchStream,
-    ) -> Result<WriteOutcome> {
-        principal.authorize(Action::Write, Resource::Dataset(name))?;
-        basin_sql::validate_name(name)?;
-        let existing = self.catalog().dataset_by_name(name).await?;
-        let mode = match (&existing, mode.if_exists, mode.if_missing) {
-            (Some(_), IfExists::Fail, _) => {
-                return Err(Error::already_exists(Entity::Dataset, name.to_owned()));
-            }
-            (Some(_), IfExists::Append, _) => WriteMode::Append,
-            (Some(_), IfExists::Replace, _) => WriteMode::Overwrite,
-            (None, _, IfMissing::Fail) => {
-                return Err(Error::not_found(Entity::Dataset, name.to_owned()));
-            }
-            (None, _, IfMissing::Create) => WriteMode::Create,
-        };
-        let ctx = self.sessions().file_context();
-        let schema = stream.schema();
-        let source = StreamingTable::try_new(
-            schema.clone(),
-            vec![Arc::new(OneShotPartition::new(schema, stream))],
-        )?;
-        let mut frame = ctx.read_table(Arc::new(source))?;
-        if let (Some(record), WriteMode::Append) = (&existing, mode) {
-            let table = open_table(&record.location, None).await?;
-            let columns = crate::conform::ColumnMapping::ByName;
-            frame = crate::conform::conform(frame, &snapshot_of(&table).await?.schema, columns)?;
-        }
-        self.commit_write(name, existing, mode, frame).await
-    }
-
-    /// Commits `frame` to a dataset (a new one gets no description or tags).
-    pub(crate) async fn commit_write(
-        &self,
-        name: &str,
-        existing: Option<DatasetRecord>,
-        mode: WriteMode,
-        frame: DataFrame,
-    ) -> Result<WriteOutcome> {
-        let target = WriteTarget {
-            name,
-            existing,
-            mode,
-            description: None,
-            tags: Vec::new(),
-            add_columns: false,
-        };
-        let (snapshot, rows_written) = self
-            .commit_frame(target, frame, Expected::Bytes(0), None)
-            .await?;
-        Ok(WriteOutcome {
-            dataset: name.to_owned(),
-            version: snapshot.version,
-            rows_written,
-        })
-    }
-
-    /// Streams a frame into the Delta table at `location` as one commit, counting rows.
-    async fn write_frame(
-        &self,
-        name: &str,
-        location: &str,
-        frame: DataFrame,
-        (mode, add_columns): (SaveMode, bool),
-        expected: Expected,
-        progress: Option<ProgressFn>,
-    ) -> Result<(crate::datasets::Snapshot, u64)> {
-        let location = location.to_owned();
-        let name = name.to_owned();
-        let rows = Arc::new(AtomicU64::new(0));
-        let counted_rows = rows.clone();
-        self.executor()
-            .run(async move {
-                let table = if mode == SaveMode::ErrorIfExists {
-                    // A new dataset: there is no log to load yet.
-                    let url = url::Url::parse(&location)
-                        .map_err(|e| Error::internal("dataset location", e))?;
-                    deltalake_core::DeltaTableBuilder::from_url(url)?.build()?
-                } else {
-                    open_table(&location, None).await?
-                };
-                let (state, _) = frame.clone().into_parts();
-                let task_ctx = state.task_ctx();
-                let plan = counted_plan(frame, counted_rows, expected, progress, task_ctx).await?;
-                let session = Arc::new(state);
-                let mut write = table
-                    .write(Vec::new())
-                    .with_input_plan(plan)
-                    .with_save_mode(mode)
-                    .with_table_name(name)
-                    .with_session_state(session);
-                if mode == SaveMode::Overwrite {
-                    write = write.with_schema_mode(SchemaMode::Overwrite);
-                } else if mode == SaveMode::Append && add_columns {
-                    write = write.with_schema_mode(SchemaMode::Merge);
-                }
-                let table = write.await?;
-                let snapshot = snapshot_of(&table).await?;
-                Ok((snapshot, rows.load(Ordering::Relaxed)))
-            })
-            .await
-    }
 }
 
 async fn read_head(path: &Path) -> Result<Vec<u8>> {
@@ -896,112 +580,6 @@ fn align_schema(existing: &Schema, file: &Schema) -> Result<SchemaRef> {
         )));
     }
     Ok(Arc::new(Schema::new(fields)))
-}
-
-/// Wraps a frame's partitions in streams that count rows (and report progress),
-/// as a logical plan Delta's writer can consume partition by partition.
-async fn counted_plan(
-    frame: DataFrame,
-    rows: Arc<AtomicU64>,
-    expected: Expected,
-    progress: Option<ProgressFn>,
-    task_ctx: Arc<TaskContext>,
-) -> Result<datafusion::logical_expr::LogicalPlan> {
-    let physical = frame.create_physical_plan().await?;
-    // Datasets keep every column nullable: a later append with a null in a
-    // column the first write happened to fill must not be refused.
-    let schema = Arc::new(Schema::new_with_metadata(
-        physical
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-        physical.schema().metadata().clone(),
-    ));
-    let partitions = physical.output_partitioning().partition_count();
-    let bytes_per_row = Arc::new(AtomicU64::new(0));
-    let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(partitions);
-    for partition in 0..partitions {
-        let stream = physical.execute(partition, task_ctx.clone())?;
-        let rows = rows.clone();
-        let progress = progress.clone();
-        let bytes_per_row = bytes_per_row.clone();
-        let relaxed = schema.clone();
-        let counted = stream.map(move |batch| Ok(batch?.with_schema(relaxed.clone())?));
-        let counted = counted.inspect(move |batch: &Result<RecordBatch, DataFusionError>| {
-            if let Ok(batch) = batch {
-                let total = rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed)
-                    + batch.num_rows() as u64;
-                if let Some(progress) = &progress {
-                    // In-memory size tracks file size closely enough for a progress bar.
-                    if bytes_per_row.load(Ordering::Relaxed) == 0 && batch.num_rows() > 0 {
-                        let per_row = batch.get_array_memory_size() / batch.num_rows();
-                        bytes_per_row.store(per_row.max(1) as u64, Ordering::Relaxed);
-                    }
-                    let (fraction, message) = match expected {
-                        Expected::Bytes(input) => {
-                            let estimate = total * bytes_per_row.load(Ordering::Relaxed);
-                            let fraction =
-                                (input > 0).then(|| (estimate as f64 / input as f64).min(0.99));
-                            (fraction, format!("{total} rows written"))
-                        }
-                        Expected::Rows(about) => (
-                            (about > 0).then(|| (total as f64 / about as f64).min(0.99)),
-                            format!("{total} of about {about} rows written"),
-                        ),
-                    };
-                    progress(fraction, message);
-                }
-            }
-        });
-        streams.push(Arc::new(OneShotPartition::new(
-            schema.clone(),
-            Box::pin(RecordBatchStreamAdapter::new(schema.clone(), counted)),
-        )));
-    }
-    let table = StreamingTable::try_new(schema, streams)?;
-    let plan =
-        LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(table)), None)?.build()?;
-    Ok(plan)
-}
-
-/// A partition whose stream can be taken once.
-pub(crate) struct OneShotPartition {
-    schema: SchemaRef,
-    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl OneShotPartition {
-    pub(crate) fn new(schema: SchemaRef, stream: SendableRecordBatchStream) -> Self {
-        Self {
-            schema,
-            stream: std::sync::Mutex::new(Some(stream)),
-        }
-    }
-}
-
-impl std::fmt::Debug for OneShotPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OneShotPartition").finish_non_exhaustive()
-    }
-}
-
-impl PartitionStream for OneShotPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().map(|mut s| s.take()).unwrap_or(None);
-        taken.unwrap_or_else(|| {
-            let error = DataFusionError::Execution("ingest partition was already consumed".into());
-            Box::pin(RecordBatchStreamAdapter::new(
-                self.schema.clone(),
-                futures::stream::once(async move { Err(error) }),
-            ))
-        })
-    }
 }
 
 #[cfg(test)]

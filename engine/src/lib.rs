@@ -1,7 +1,7 @@
 //! Basin's domain core.
 //!
 //! The [`Engine`] ties together the catalog store (SQLite today), the one
-//! [`SessionFactory`](session::SessionFactory) every query gets its context
+//! [`SessionFactory`](sql::contexts::SessionFactory) every query gets its context
 //! from, datasets stored as Delta tables, ingest, ad-hoc SQL, connections to
 //! sources (live queries and syncs), schema history and background jobs. It knows nothing of HTTP or gRPC: transports call its methods and map
 //! its [`Error`] to their own status codes.
@@ -15,41 +15,30 @@
 //! - `tmp/`: spooled uploads, removed after use and on start.
 
 pub mod analytics;
-pub mod audit;
-pub mod auth;
-pub mod catalog;
-pub mod conform;
-pub mod connections;
 pub mod datasets;
 pub mod error;
-pub mod events;
-pub mod executor;
+pub mod identity;
 pub mod ingest;
-pub mod jobs;
 pub mod pipelines;
-pub mod portable;
-pub mod query;
-pub mod schema;
-pub mod schema_history;
-pub mod secrets;
-pub mod session;
-pub mod statements;
-pub mod sync;
+pub mod runtime;
+pub mod sources;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use basin_catalog as catalog;
 pub use error::{Error, Result};
 
-use auth::AuthSettings;
-use auth::throttle::{LoginThrottle, RateLimits};
 use basin_connectors::http::UrlAllowlist;
 use catalog::{CatalogStore, SqliteCatalog};
-use executor::Executor;
-use jobs::JobRegistry;
-use secrets::{DataKey, KeySource};
-use session::SessionFactory;
+use identity::AuthSettings;
+use identity::secrets::{DataKey, KeySource};
+use identity::throttle::{LoginThrottle, RateLimits};
+use runtime::executor::Executor;
+use runtime::jobs::JobRegistry;
+use sql::contexts::SessionFactory;
 
 /// What the engine needs to start. The server builds it from its `Config`.
 #[derive(Debug, Clone)]
@@ -121,7 +110,7 @@ struct Inner {
     executor: Executor,
     jobs: JobRegistry,
     auth: AuthState,
-    events: events::EventBus,
+    events: runtime::events::EventBus,
     url_allowlist: UrlAllowlist,
     data_key: std::sync::RwLock<DataKey>,
     audit_key: Vec<u8>,
@@ -131,7 +120,7 @@ struct Inner {
     /// The connector types offered.
     connectors: basin_connectors::Registry,
     /// Opened sources of connections.
-    sources: connections::SourceCache,
+    sources: sources::connections::SourceCache,
     /// The IO runtime, where database connections live.
     io: tokio::runtime::Handle,
     /// Stops background tasks (the scheduler) at shutdown.
@@ -142,6 +131,8 @@ struct Inner {
     after_write_runs: analytics::quality::AfterWriteRuns,
     /// Profiles computing at once; the rest queue.
     profile_slots: tokio::sync::Semaphore,
+    /// Services told of every committed write.
+    after_write: Vec<Arc<dyn datasets::write::AfterWrite>>,
 }
 
 /// Identity state that lives as long as the process.
@@ -152,7 +143,7 @@ struct AuthState {
     revocations: tokio::sync::watch::Sender<u64>,
     /// Held while a change could remove the last admin.
     admin_changes: tokio::sync::Mutex<()>,
-    principals: auth::PrincipalCache,
+    principals: identity::PrincipalCache,
 }
 
 impl Engine {
@@ -200,8 +191,12 @@ impl Engine {
         let sessions =
             SessionFactory::new(catalog.clone(), config.memory_limit, target_partitions)?;
         let executor = Executor::new(config.cpu_threads)?;
-        let data_key =
-            secrets::load_data_key(&config.data_dir, &config.secrets_key, catalog.as_ref()).await?;
+        let data_key = identity::secrets::load_data_key(
+            &config.data_dir,
+            &config.secrets_key,
+            catalog.as_ref(),
+        )
+        .await?;
         let audit_key = load_or_create_audit_key(catalog.as_ref(), &data_key).await?;
         let auth = AuthState {
             throttle: LoginThrottle::new(
@@ -212,12 +207,12 @@ impl Engine {
             limits: RateLimits::new(config.auth.rate_per_ip, config.auth.rate_per_principal),
             revocations: tokio::sync::watch::channel(0).0,
             admin_changes: tokio::sync::Mutex::new(()),
-            principals: auth::PrincipalCache::default(),
+            principals: identity::PrincipalCache::default(),
         };
         if recover {
             pipelines::runs::fail_interrupted_runs(catalog.as_ref()).await?;
         }
-        let events = events::EventBus::start(catalog.clone());
+        let events = runtime::events::EventBus::start(catalog.clone());
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let engine = Self {
@@ -235,12 +230,13 @@ impl Engine {
                 first_admin_password: std::sync::Mutex::new(None),
                 dir_lock,
                 connectors: basin_connectors::Registry::default(),
-                sources: connections::SourceCache::default(),
+                sources: sources::connections::SourceCache::default(),
                 io: tokio::runtime::Handle::current(),
                 background: tokio_util::sync::CancellationToken::new(),
                 timeseries_cache: analytics::series::ResponseCache::default(),
                 after_write_runs: analytics::quality::AfterWriteRuns::default(),
                 profile_slots: tokio::sync::Semaphore::new(PROFILES_AT_ONCE),
+                after_write: vec![Arc::new(analytics::AnalyticsAfterWrite)],
             }),
         };
         if recover {
@@ -278,7 +274,7 @@ impl Engine {
 
     /// Checks that the catalog answers and the data directory is writable.
     pub async fn ready(&self) -> Vec<(&'static str, Result<()>)> {
-        let catalog = self.catalog().ping().await;
+        let catalog = self.catalog().ping().await.map_err(Error::from);
         let probe = self.tmp_dir().join(".ready");
         let storage = async {
             tokio::fs::write(&probe, b"ok").await?;
@@ -294,10 +290,7 @@ impl Engine {
         self.inner.background.cancel();
         self.jobs().cancel_all();
         // Canceled jobs record their outcome before the catalog closes (bounded wait).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.jobs().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.jobs().wait_for_all(Duration::from_secs(5)).await;
         self.flush_events().await;
         self.catalog().close().await;
     }
@@ -334,7 +327,7 @@ impl Engine {
     /// connection as a catalog when it may read beyond datasets.
     pub async fn query_context(
         &self,
-        principal: &auth::Principal,
+        principal: &identity::Principal,
     ) -> Result<datafusion::prelude::SessionContext> {
         let ctx = self.sessions().context(principal).await?;
         self.register_connections(principal, &ctx).await?;
@@ -352,6 +345,10 @@ impl Engine {
 
     pub(crate) fn after_write_runs(&self) -> &analytics::quality::AfterWriteRuns {
         &self.inner.after_write_runs
+    }
+
+    pub(crate) fn after_write_observers(&self) -> &[Arc<dyn datasets::write::AfterWrite>] {
+        &self.inner.after_write
     }
 
     pub(crate) fn profile_slots(&self) -> &tokio::sync::Semaphore {
@@ -380,6 +377,33 @@ impl Engine {
 /// The lock file that marks a data directory as served.
 pub const LOCK_FILE: &str = "basin.lock";
 
+/// `FromStr` and `Display` for an option enum by the names its serde form
+/// gives its values (`append`, `quarantine`), so the command line and the
+/// API accept and print the same words.
+macro_rules! option_words {
+    ($option:ty) => {
+        impl std::str::FromStr for $option {
+            type Err = $crate::Error;
+            fn from_str(text: &str) -> $crate::Result<Self> {
+                use serde::de::IntoDeserializer;
+                <Self as serde::Deserialize>::deserialize(text.into_deserializer()).map_err(
+                    |e: serde::de::value::Error| $crate::Error::InvalidInput(e.to_string()),
+                )
+            }
+        }
+
+        impl std::fmt::Display for $option {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(word)) => f.write_str(&word),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+    };
+}
+pub(crate) use option_words;
+
 /// Takes the data directory's exclusive lock (released by the OS when the
 /// process ends, however it ends).
 pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
@@ -405,7 +429,7 @@ async fn load_or_create_audit_key(
     catalog: &dyn CatalogStore,
     data_key: &DataKey,
 ) -> Result<Vec<u8>> {
-    let name = audit::AUDIT_KEY_SECRET;
+    let name = identity::audit::AUDIT_KEY_SECRET;
     if let Some(record) = catalog.secret(name).await? {
         if record.key_id != data_key.id() {
             return Err(Error::InvalidInput(format!(

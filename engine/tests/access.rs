@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use basin_engine::auth::{
+use basin_engine::catalog::{DatasetFilter, DatasetSort, JobFilter, Page};
+use basin_engine::datasets::write::{IfExists, IfMissing, StreamWriteMode};
+use basin_engine::datasets::{DatasetPatch, TimeTravel};
+use basin_engine::identity::{
     ClientInfo, DatasetGrant, Door, GrantAccess, Principal, Role, Scope, Via,
 };
-use basin_engine::catalog::{DatasetFilter, DatasetSort, JobFilter, Page};
-use basin_engine::connections::{ConnectionPatch, NewConnection};
-use basin_engine::datasets::{DatasetPatch, TimeTravel};
-use basin_engine::events::FeedEvent;
-use basin_engine::ingest::{IfExists, IfMissing, IngestOptions, StreamWriteMode};
+use basin_engine::ingest::IngestOptions;
+use basin_engine::runtime::events::FeedEvent;
+use basin_engine::sources::connections::{ConnectionPatch, NewConnection};
 use basin_engine::{Engine, EngineConfig, Error};
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};

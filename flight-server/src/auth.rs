@@ -1,6 +1,6 @@
 //! Credentials from gRPC metadata, checked by the engine's one authenticator.
 
-use basin_engine::auth::{Credentials, Principal};
+use basin_engine::identity::{Credentials, Principal};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
@@ -23,9 +23,9 @@ pub(crate) fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 }
 
 /// Where a gRPC call came from.
-pub(crate) fn client<T>(request: &Request<T>) -> basin_engine::auth::ClientInfo {
-    basin_engine::auth::ClientInfo {
-        door: basin_engine::auth::Door::Flight,
+pub(crate) fn client<T>(request: &Request<T>) -> basin_engine::identity::ClientInfo {
+    basin_engine::identity::ClientInfo {
+        door: basin_engine::identity::Door::Flight,
         ip: request.remote_addr().map(|a| a.ip()),
         user_agent: request
             .metadata()

@@ -30,11 +30,11 @@ use arrow_flight::{
     Ticket,
 };
 use basin_engine::Engine;
-use basin_engine::auth::{Credentials, Principal};
 use basin_engine::datasets::TimeTravel;
-use basin_engine::ingest::{IfExists, IfMissing, StreamWriteMode};
-use basin_engine::query::QueryRequest;
-use basin_engine::statements::StatementKind;
+use basin_engine::datasets::write::{IfExists, IfMissing, StreamWriteMode};
+use basin_engine::identity::{Credentials, Principal};
+use basin_engine::sql::query::QueryRequest;
+use basin_engine::sql::writes::StatementKind;
 use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
 use datafusion::common::ScalarValue;
 use datafusion::physical_plan::SendableRecordBatchStream;

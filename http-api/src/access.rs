@@ -14,8 +14,8 @@ use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use basin_engine::audit::{AuditEvent, Outcome};
-use basin_engine::auth::{Action, ClientInfo, Credentials, Door, Principal, Resource};
+use basin_engine::identity::audit::{AuditEvent, Outcome};
+use basin_engine::identity::{Action, ClientInfo, Credentials, Door, Principal, Resource};
 
 use crate::AppState;
 use crate::error::ApiError;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -99,13 +99,15 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(routes::ops::router())
         .fallback(routes::ops::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(observe))
         .layer(middleware::from_fn(request_id::layer))
         .layer(axum::Extension(extract::JsonDepth(
             state.config.max_json_depth,
         )))
         .layer(axum::Extension(body_shapes))
+        .layer(axum::Extension(RequestTimeout(
+            state.config.request_timeout,
+        )))
         .layer(DefaultBodyLimit::max(body_limit));
     let router = match cors(&state.config.cors_origins) {
         Some(cors) => router.layer(cors),
@@ -174,19 +176,41 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Routes that stream large bodies, or download a source, run on their own
-/// deadlines: uploads, queries and creating a dataset (not listing them).
-fn has_own_deadline(method: &Method, path: &str) -> bool {
-    path.ends_with("/upload")
-        || path == "/api/v1/query"
-        || (method == Method::POST && path == "/api/v1/datasets")
+/// `http.request_timeout`, for the deadline layer.
+#[derive(Debug, Clone, Copy)]
+struct RequestTimeout(Duration);
+
+/// Puts the request deadline (`http.request_timeout`) on every route of
+/// `router` added so far. Each resource router does so for its routes, except
+/// those that stream large bodies or download a source and run on deadlines of
+/// their own (uploads, creating a dataset, queries).
+pub(crate) fn with_deadline<R: WithRouteLayer>(router: R) -> R {
+    router.deadline_layer()
 }
 
-async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if has_own_deadline(request.method(), request.uri().path()) {
-        return next.run(request).await;
+/// Routers the deadline layer goes on (documented API routers and plain ones).
+pub(crate) trait WithRouteLayer {
+    /// The router with the deadline layer on its routes.
+    fn deadline_layer(self) -> Self;
+}
+
+impl WithRouteLayer for OpenApiRouter<AppState> {
+    fn deadline_layer(self) -> Self {
+        self.route_layer(middleware::from_fn(deadline))
     }
-    let limit = state.config.request_timeout;
+}
+
+impl WithRouteLayer for Router<AppState> {
+    fn deadline_layer(self) -> Self {
+        self.route_layer(middleware::from_fn(deadline))
+    }
+}
+
+async fn deadline(
+    axum::Extension(RequestTimeout(limit)): axum::Extension<RequestTimeout>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(

@@ -23,12 +23,12 @@ use crate::error::{ErrorDetail, ErrorEnvelope};
         ErrorEnvelope,
         ErrorDetail,
         Identifier,
-        basin_engine::audit::Outcome,
+        basin_engine::identity::audit::Outcome,
         basin_engine::catalog::JobStatus,
         basin_engine::catalog::RunStatus,
-        basin_engine::ingest::WriteMode,
+        basin_engine::datasets::write::WriteMode,
         basin_engine::ingest::BadRowPolicy,
-        basin_engine::pipelines::store::Direction,
+        basin_engine::pipelines::manage::Direction,
         basin_connectors::file::FormatKind,
         // Drawn by hand for `filters` (a filter or a list of them).
         basin_engine::analytics::timeseries::Filter,
@@ -402,7 +402,7 @@ pub(crate) struct NewPassword;
 
 impl utoipa::PartialSchema for NewPassword {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use basin_engine::auth::password::{MAX_LEN, MIN_LEN};
+        use basin_engine::identity::password::{MAX_LEN, MIN_LEN};
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(

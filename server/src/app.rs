@@ -6,9 +6,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use basin_engine::auth::AuthSettings;
-use basin_engine::auth::throttle::RateLimit;
-use basin_engine::secrets::KeySource;
+use basin_engine::identity::AuthSettings;
+use basin_engine::identity::secrets::KeySource;
+use basin_engine::identity::throttle::RateLimit;
 use basin_engine::{Engine, EngineConfig};
 use basin_http_api::{ApiConfig, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};

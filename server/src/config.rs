@@ -494,65 +494,37 @@ impl Default for Config {
     }
 }
 
-/// Parses `"1GiB"`, `"512MB"`, `"64k"` or a plain number of bytes.
+/// Parses a size as bytesize reads it (`"1GiB"`, `"512MB"`, `"64k"`,
+/// `"1.5GiB"`) or a plain number of bytes.
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ));
-        }
-    };
-    let bytes = number * factor as f64;
-    if bytes < 1.0 {
+    let bytes = text
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map_err(|_| {
+            format!(
+                "invalid size {text:?}: write a number of bytes or a number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            )
+        })?
+        .as_u64();
+    if bytes == 0 {
         return Err(format!("size {text:?} must be positive"));
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
-/// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"` or a plain number of seconds.
+/// Parses a duration in the grammar every Basin duration uses (humantime's:
+/// `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"7d"`), or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m, h, d)"
-            ));
-        }
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("invalid duration {text:?}: {e}"))?,
     };
-    if seconds <= 0.0 {
+    if duration.is_zero() {
         return Err(format!("duration {text:?} must be positive"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
 }
 
 #[derive(Deserialize)]
@@ -727,7 +699,7 @@ impl Config {
             });
         }
         if let Some(password) = &self.auth.admin_password
-            && let Err(e) = basin_engine::auth::password::check_policy("admin", password)
+            && let Err(e) = basin_engine::identity::password::check_policy("admin", password)
         {
             return Err(ConfigError::Key {
                 key: "auth.admin_password".into(),
@@ -735,7 +707,7 @@ impl Config {
             });
         }
         if let Some(key) = &self.secrets.key
-            && basin_engine::secrets::DataKey::from_base64(key).is_err()
+            && basin_engine::identity::secrets::DataKey::from_base64(key).is_err()
         {
             return Err(ConfigError::Key {
                 key: "secrets.key".into(),

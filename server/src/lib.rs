@@ -4,7 +4,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-mod pipeline_cli;
 
 pub use app::Application;
 pub use config::Config;

@@ -446,41 +446,18 @@ pub(super) fn default_warning(spec: &CheckSpec, observed: f64) -> Option<bool> {
     }
 }
 
-/// Reads a duration written as whole numbers with units `s`, `m`, `h`, `d`
-/// or `w`: `90s`, `30m`, `24h`, `7d`, `2w`, or combined like `1h30m`.
+/// Reads a duration in the grammar every Basin duration uses (humantime's:
+/// `90s`, `30m`, `24h`, `7d`, `2w`, `1.5h`, combined like `1h30m`). A check
+/// measures ages in whole seconds, so a fraction of a second is refused.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let invalid = || {
+    let invalid = |why: String| {
         invalid_check(format!(
-            "invalid duration `{text}`: write a whole number and a unit s, m, h, d or w, like `90s`, `30m`, `24h`, `7d` or `1h30m`"
+            "invalid duration `{text}`: {why}; write a number and a unit, like `90s`, `30m`, `24h`, `7d` or `1h30m`"
         ))
     };
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| invalid(e.to_string()))?;
+    if duration.subsec_nanos() != 0 {
+        return Err(invalid("a check measures whole seconds".into()));
     }
-    let mut seconds: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let amount: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        let mut after = rest[digits..].chars();
-        let unit: u64 = match after.next() {
-            Some('s') => 1,
-            Some('m') => 60,
-            Some('h') => 3_600,
-            Some('d') => 86_400,
-            Some('w') => 604_800,
-            _ => return Err(invalid()),
-        };
-        seconds = amount
-            .checked_mul(unit)
-            .and_then(|part| seconds.checked_add(part))
-            .ok_or_else(invalid)?;
-        rest = after.as_str();
-    }
-    Ok(Duration::from_secs(seconds))
+    Ok(duration)
 }

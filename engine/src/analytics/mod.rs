@@ -26,15 +26,16 @@ use datafusion::physical_plan::ExecutionPlanProperties;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Action, Principal, Resource};
 use crate::catalog::{
     DatasetFilter, DatasetRecord, DatasetSort, JobFilter, MetricFilter, MetricRecord, Page,
     ProfileRecord,
 };
+use crate::datasets::write::AfterWrite;
 use crate::datasets::{open_table, snapshot_of};
 use crate::error::AnalyticsProblem;
-use crate::events::{NewEvent, kinds};
-use crate::jobs::JobContext;
+use crate::identity::{Action, Principal, Resource};
+use crate::runtime::events::{NewEvent, kinds};
+use crate::runtime::jobs::JobContext;
 use crate::{Engine, Error, Result};
 use profile::{ProfileOptions, TableProfile, TableProfiler};
 
@@ -402,7 +403,7 @@ impl Engine {
         let (ctx, sql) = (ctx.clone(), sql.to_owned());
         self.executor()
             .run(async move {
-                let frame = crate::query::plan_read_only(&ctx, &sql).await?;
+                let frame = crate::sql::query::plan_read_only(&ctx, &sql).await?;
                 Ok(frame.collect().await?)
             })
             .await
@@ -433,31 +434,6 @@ impl Engine {
             entry.version.push(point.version);
         }
         Ok(series)
-    }
-
-    /// Records a dataset's size after a write, publishes `dataset_updated`
-    /// and runs its `run_after_write` checks in the background.
-    pub(crate) async fn dataset_written(&self, record: &DatasetRecord, cause: &str) {
-        self.publish_dataset_updated(&record.name, record.version, cause);
-        let now = Utc::now();
-        let metric = |name: &str, value: i64| MetricRecord {
-            dataset_id: record.id.clone(),
-            name: name.to_owned(),
-            value: Some(value as f64),
-            version: Some(record.version),
-            recorded_at: now,
-        };
-        if let Err(e) = self
-            .catalog()
-            .insert_metrics(&[
-                metric("row_count", record.row_count),
-                metric("size_bytes", record.size_bytes),
-            ])
-            .await
-        {
-            tracing::warn!(dataset = %record.name, error = %e, "could not record dataset metrics");
-        }
-        self.spawn_after_write_checks(record.clone());
     }
 
     /// Datasets, rows, recent writes, jobs and runs by status, and failing checks.
@@ -520,7 +496,10 @@ impl Engine {
                 )
                 .await?;
             let mut jobs = std::collections::BTreeMap::new();
-            for job in visible.iter().filter(|j| j.visible_to(principal)) {
+            for job in visible
+                .iter()
+                .filter(|j| crate::runtime::jobs::job_visible_to(j, principal))
+            {
                 *jobs.entry(job.status.as_str().to_owned()).or_insert(0) += 1;
             }
             (jobs, std::collections::BTreeMap::new())
@@ -610,5 +589,35 @@ impl StoredProfile {
             job_id: None,
             profile: self.profile,
         }
+    }
+}
+
+/// What analytics does after every write: records the dataset's size as
+/// metrics and runs its `run_after_write` checks in the background.
+#[derive(Debug)]
+pub(crate) struct AnalyticsAfterWrite;
+
+#[async_trait::async_trait]
+impl AfterWrite for AnalyticsAfterWrite {
+    async fn dataset_written(&self, engine: &Engine, record: &DatasetRecord, _cause: &str) {
+        let now = Utc::now();
+        let metric = |name: &str, value: i64| MetricRecord {
+            dataset_id: record.id.clone(),
+            name: name.to_owned(),
+            value: Some(value as f64),
+            version: Some(record.version),
+            recorded_at: now,
+        };
+        if let Err(e) = engine
+            .catalog()
+            .insert_metrics(&[
+                metric("row_count", record.row_count),
+                metric("size_bytes", record.size_bytes),
+            ])
+            .await
+        {
+            tracing::warn!(dataset = %record.name, error = %e, "could not record dataset metrics");
+        }
+        engine.spawn_after_write_checks(record.clone());
     }
 }

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::checks::{self, CheckDefinition, CheckSpec, Measurement, Outcome};
 use super::sketch::UniformSample;
-use crate::auth::{Action, ClientInfo, Door, Principal, Resource, Role, Scope, Via};
 use crate::catalog::{CheckRecord, CheckResultRecord, DatasetRecord, MetricRecord};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
 use crate::error::Entity;
-use crate::events::{NewEvent, kinds};
+use crate::identity::{Action, ClientInfo, Door, Principal, Resource, Role, Scope, Via};
+use crate::runtime::events::{NewEvent, kinds};
 use crate::{Engine, Error, Result};
 use basin_sql::quote_ident;
 
@@ -159,7 +159,7 @@ impl Engine {
                 let sql = sql.clone();
                 self.executor()
                     .run(async move {
-                        crate::query::plan_read_only(&ctx, &sql).await?;
+                        crate::sql::query::plan_read_only(&ctx, &sql).await?;
                         Ok(())
                     })
                     .await?;
@@ -289,6 +289,7 @@ impl Engine {
                 limit.clamp(1, 1000),
             )
             .await
+            .map_err(Error::from)
     }
 
     /// Runs a dataset's stored checks (all, or those named) now.

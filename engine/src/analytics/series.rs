@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::timeseries::{self, Source, TimeseriesRequest, TimeseriesResponse};
-use crate::auth::{Action, Principal, Resource};
-use crate::query::plan_read_only;
+use crate::identity::{Action, Principal, Resource};
+use crate::sql::query::plan_read_only;
 use crate::{Engine, Error, Result};
 use basin_sql::quote_ident;
 

@@ -56,7 +56,7 @@ impl crate::Engine {
                         }
                     }
                     event = events.recv() => match event {
-                        Ok(event) if event.kind == crate::events::kinds::DATASET_UPDATED => {
+                        Ok(event) if event.kind == crate::runtime::events::kinds::DATASET_UPDATED => {
                             if let Some(dataset) = &event.dataset
                                 && let Err(e) = engine.fire_triggers(&mut plans, dataset).await
                             {
@@ -189,7 +189,7 @@ impl crate::Engine {
         }
         let started = self
             .start_run(
-                &crate::auth::Principal::local_through(crate::auth::Door::Scheduler),
+                &crate::identity::Principal::local_through(crate::identity::Door::Scheduler),
                 pipeline_id,
                 super::runs::RunRequest::default(),
                 trigger,

@@ -16,8 +16,8 @@ use super::lineage::{ColumnLineage, column_lineage};
 use super::model::{self, Incremental, Materialization, PipelineDefinition, Step};
 use super::schedule::ParsedSchedule;
 use super::{Diagnostic, Severity};
-use crate::auth::Principal;
-use crate::schema::{SchemaField, fields_of};
+use crate::datasets::schema::{SchemaField, fields_of};
+use crate::identity::Principal;
 use crate::{Engine, Error, Result};
 
 /// What validation derived for one step.

@@ -64,15 +64,17 @@ struct MetricsMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(start_profile, latest_profile))
-        .documented(routes!(list_checks, create_check))
-        .documented(routes!(show_check, update_check, delete_check))
-        .documented(routes!(run_checks))
-        .documented(routes!(check_results))
-        .documented(routes!(metrics))
-        .documented(routes!(timeseries))
-        .documented(routes!(dashboard))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(start_profile, latest_profile))
+            .documented(routes!(list_checks, create_check))
+            .documented(routes!(show_check, update_check, delete_check))
+            .documented(routes!(run_checks))
+            .documented(routes!(check_results))
+            .documented(routes!(metrics))
+            .documented(routes!(timeseries))
+            .documented(routes!(dashboard)),
+    )
 }
 
 /// Starts a job that profiles the dataset's current version in one pass.

@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use basin_engine::auth::{NewApiKey, Scope};
 use basin_engine::catalog::ApiKeyRecord;
+use basin_engine::identity::{NewApiKey, Scope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -36,9 +36,11 @@ struct ApiKeyWithSecret {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list, create))
-        .documented(routes!(revoke))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list, create))
+            .documented(routes!(revoke)),
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

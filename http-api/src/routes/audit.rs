@@ -1,8 +1,8 @@
 //! `/audit`: the hash-chained audit log (admins only).
 
 use axum::extract::{OriginalUri, State};
-use basin_engine::audit::{AuditVerification, Outcome};
 use basin_engine::catalog::{AuditFilter, AuditRecord};
+use basin_engine::identity::audit::{AuditVerification, Outcome};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,9 +24,11 @@ answers! {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list))
-        .documented(routes!(verify))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list))
+            .documented(routes!(verify)),
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

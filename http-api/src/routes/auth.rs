@@ -3,8 +3,8 @@
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use basin_engine::auth::{DatasetGrant, Scope, Via};
 use basin_engine::catalog::{SessionRecord, UserRecord};
+use basin_engine::identity::{DatasetGrant, Scope, Via};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -87,15 +87,17 @@ struct SessionView {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(login))
-        // Sign-in is open to anyone: it reads no more than a username and password need.
-        .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
-        .documented(routes!(logout))
-        .documented(routes!(me))
-        .documented(routes!(sessions))
-        .documented(routes!(revoke_session))
-        .documented(routes!(change_password))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(login))
+            // Sign-in is open to anyone: it reads no more than a username and password need.
+            .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
+            .documented(routes!(logout))
+            .documented(routes!(me))
+            .documented(routes!(sessions))
+            .documented(routes!(revoke_session))
+            .documented(routes!(change_password)),
+    )
 }
 
 /// Largest sign-in request body.

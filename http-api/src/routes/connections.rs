@@ -7,10 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use basin_connectors::CheckOutcome;
 use basin_engine::catalog::{ConnectionRecord, JobRecord, SchemaHistoryRecord};
-use basin_engine::connections::{ConnectionPatch, ConnectorType, DiscoveredStream, NewConnection};
-use basin_engine::schema::{SchemaChange, diff};
-use basin_engine::schema_history::SchemaSide;
-use basin_engine::sync::{FieldMapping, SyncRequest};
+use basin_engine::datasets::history::SchemaSide;
+use basin_engine::datasets::schema::{SchemaChange, diff};
+use basin_engine::sources::connections::{
+    ConnectionPatch, ConnectorType, DiscoveredStream, NewConnection,
+};
+use basin_engine::sources::sync::{FieldMapping, SyncRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -64,18 +66,20 @@ struct DiffMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(connector_types))
-        .documented(routes!(connector_spec))
-        .documented(routes!(list, create))
-        .documented(routes!(test_unsaved))
-        .documented(routes!(show, update, delete))
-        .documented(routes!(test_saved))
-        .documented(routes!(discover))
-        .documented(routes!(sync))
-        .documented(routes!(stream_history))
-        .documented(routes!(get_mappings, put_mappings, delete_mappings))
-        .documented(routes!(schema_diff))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(connector_types))
+            .documented(routes!(connector_spec))
+            .documented(routes!(list, create))
+            .documented(routes!(test_unsaved))
+            .documented(routes!(show, update, delete))
+            .documented(routes!(test_saved))
+            .documented(routes!(discover))
+            .documented(routes!(sync))
+            .documented(routes!(stream_history))
+            .documented(routes!(get_mappings, put_mappings, delete_mappings))
+            .documented(routes!(schema_diff)),
+    )
 }
 
 /// The connector types, for a frontend's "new connection" picker.

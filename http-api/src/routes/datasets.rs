@@ -7,13 +7,14 @@ use axum::extract::{FromRequest, Multipart, OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basin_connectors::file::{CsvOptions, FormatKind, parse_data_type};
-use basin_engine::auth::Principal;
 use basin_engine::catalog::{
     DatasetFilter, DatasetRecord, DatasetSort, JobRecord, SchemaHistoryRecord,
 };
+use basin_engine::datasets::write::WriteMode;
 use basin_engine::datasets::{DatasetPatch, DatasetStatistics, TimeTravel, VersionInfo};
+use basin_engine::identity::Principal;
 use basin_engine::ingest::{
-    BadRowPolicy, IngestOptions, IngestReport, Source, SourceFile, TempFile, WriteMode,
+    BadRowPolicy, IngestOptions, IngestReport, Source, SourceFile, TempFile,
 };
 use chrono::{DateTime, Utc};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -60,15 +61,20 @@ struct VersionsMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list, create))
-        .documented(routes!(show, update, delete))
-        .documented(routes!(upload))
-        .documented(routes!(preview))
-        .documented(routes!(versions))
-        .documented(routes!(schema_history))
-        .documented(routes!(restore))
-        .documented(routes!(statistics))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list))
+            .documented(routes!(show, update, delete))
+            .documented(routes!(preview))
+            .documented(routes!(versions))
+            .documented(routes!(schema_history))
+            .documented(routes!(restore))
+            .documented(routes!(statistics)),
+    )
+    // Creating may download a source and uploads stream their bodies: both
+    // run for as long as the ingest limits allow, not the request deadline.
+    .documented(routes!(create))
+    .documented(routes!(upload))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -100,7 +106,12 @@ async fn list(
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
 ) -> ApiResult<DatasetPage> {
-    let sort: DatasetSort = params.sort.as_deref().unwrap_or("name").parse()?;
+    let sort: DatasetSort = params
+        .sort
+        .as_deref()
+        .unwrap_or("name")
+        .parse()
+        .map_err(basin_engine::Error::from)?;
     let page = PageParams {
         limit: params.limit,
         offset: params.offset,

@@ -10,8 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
-use basin_engine::auth::{Credentials, Principal};
-use basin_engine::events::{FeedEvent, kinds};
+use basin_engine::identity::{Credentials, Principal};
+use basin_engine::runtime::events::{FeedEvent, kinds};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,7 +32,7 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 pub(crate) const CLOSE_UNAUTHENTICATED: u16 = 4401;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().documented(routes!(events))
+    crate::with_deadline(OpenApiRouter::new().documented(routes!(events)))
 }
 
 /// Upgrades to a WebSocket of JSON events: first `{"type": "ready"}`, then

@@ -23,10 +23,12 @@ answers! {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list))
-        .documented(routes!(show))
-        .documented(routes!(cancel))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list))
+            .documented(routes!(show))
+            .documented(routes!(cancel)),
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

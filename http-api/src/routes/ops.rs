@@ -11,10 +11,12 @@ use crate::error::ApiError;
 use crate::{API_VERSION, AppState};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+    crate::with_deadline(
+        Router::new()
+            .route("/health", get(health))
+            .route("/ready", get(ready))
+            .route("/metrics", get(metrics)),
+    )
 }
 
 async fn health() -> impl IntoResponse {

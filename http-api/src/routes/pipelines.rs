@@ -5,11 +5,11 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use basin_engine::catalog::{PipelineVersionRecord, RunFilter, RunRecord, RunStatus};
 use basin_engine::pipelines::PipelineSource;
-use basin_engine::pipelines::model::{PipelineDefinition, VisualDefinition};
-use basin_engine::pipelines::runs::{PipelinePlan, PlanRequest, RunRequest};
-use basin_engine::pipelines::store::{
+use basin_engine::pipelines::manage::{
     Direction, LineageGraph, PipelineDetail, PipelineSummary, VersionDiff,
 };
+use basin_engine::pipelines::model::{PipelineDefinition, VisualDefinition};
+use basin_engine::pipelines::runs::{PipelinePlan, PlanRequest, RunRequest};
 use basin_engine::pipelines::validate::Validation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,26 +26,28 @@ use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::openapi::{DocumentedRoutes, Identifier};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list, create))
-        .documented(routes!(validate))
-        .documented(routes!(show, save))
-        .documented(routes!(archive))
-        .documented(routes!(unarchive))
-        .documented(routes!(versions))
-        .documented(routes!(version))
-        .documented(routes!(activate))
-        .documented(routes!(diff))
-        .documented(routes!(plan))
-        .documented(routes!(start_run, pipeline_runs))
-        .documented(routes!(instantiate))
-        .documented(routes!(pipeline_lineage))
-        .documented(routes!(list_runs))
-        .documented(routes!(show_run))
-        .documented(routes!(cancel_run))
-        .documented(routes!(retry_run))
-        .documented(routes!(openlineage))
-        .documented(routes!(lineage))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list, create))
+            .documented(routes!(validate))
+            .documented(routes!(show, save))
+            .documented(routes!(archive))
+            .documented(routes!(unarchive))
+            .documented(routes!(versions))
+            .documented(routes!(version))
+            .documented(routes!(activate))
+            .documented(routes!(diff))
+            .documented(routes!(plan))
+            .documented(routes!(start_run, pipeline_runs))
+            .documented(routes!(instantiate))
+            .documented(routes!(pipeline_lineage))
+            .documented(routes!(list_runs))
+            .documented(routes!(show_run))
+            .documented(routes!(cancel_run))
+            .documented(routes!(retry_run))
+            .documented(routes!(openlineage))
+            .documented(routes!(lineage)),
+    )
 }
 
 answers! {

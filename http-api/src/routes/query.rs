@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use basin_engine::query::QueryRequest;
+use basin_engine::sql::query::QueryRequest;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -22,6 +22,8 @@ use crate::openapi::{BinaryBody, DocumentedRoutes};
 /// The longest deadline a query may ask for.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
+/// No request deadline: a query runs on its own (`query.timeout`, or the
+/// `timeout_ms` it asks for).
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().documented(routes!(query))
 }

@@ -2,8 +2,8 @@
 
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use basin_engine::auth::{DatasetGrant, GrantAccess, NewUser, Role, UserPatch};
 use basin_engine::catalog::UserRecord;
+use basin_engine::identity::{DatasetGrant, GrantAccess, NewUser, Role, UserPatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,11 +19,13 @@ use crate::extract::{Json, Path, Query};
 use crate::openapi::{DocumentedRoutes, Email, Identifier, NewPassword};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .documented(routes!(list, create))
-        .documented(routes!(show, update, delete))
-        .documented(routes!(grants))
-        .documented(routes!(put_grant, delete_grant))
+    crate::with_deadline(
+        OpenApiRouter::new()
+            .documented(routes!(list, create))
+            .documented(routes!(show, update, delete))
+            .documented(routes!(grants))
+            .documented(routes!(put_grant, delete_grant)),
+    )
 }
 
 answers! {

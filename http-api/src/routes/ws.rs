@@ -20,9 +20,9 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use basin_engine::Engine;
-use basin_engine::auth::{Credentials, Principal};
 use basin_engine::catalog::EventRecord;
-use basin_engine::events::{EventFeed, FeedEvent, channels_of, kinds};
+use basin_engine::identity::{Credentials, Principal};
+use basin_engine::runtime::events::{EventFeed, FeedEvent, channels_of, kinds};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -55,7 +55,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const MAX_CHANNELS: usize = 256;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().documented(routes!(ws))
+    crate::with_deadline(OpenApiRouter::new().documented(routes!(ws)))
 }
 
 /// `?channels=a,b&since=<seq>`: subscriptions to open with.

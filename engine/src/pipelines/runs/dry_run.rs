@@ -71,7 +71,7 @@ impl Engine {
     async fn plan_with(
         &self,
         principal: &Principal,
-        detail: Option<&crate::pipelines::store::PipelineDetail>,
+        detail: Option<&crate::pipelines::manage::PipelineDetail>,
         name: &str,
         definition: PipelineDefinition,
         params: &serde_json::Map<String, Value>,

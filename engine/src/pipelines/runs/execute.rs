@@ -528,7 +528,7 @@ pub(super) async fn attempt_step(
                 return Err(Error::internal("incremental step", "dataset vanished"));
             };
             let (frame, physical) = {
-                let (ctx, frame) = (ctx.clone(), crate::sync::storable(frame)?);
+                let (ctx, frame) = (ctx.clone(), crate::sources::sync::storable(frame)?);
                 engine
                     .executor()
                     .run(async move { frame_over(&ctx, frame).await })

@@ -139,7 +139,10 @@ impl Engine {
         page: Page,
     ) -> Result<(Vec<RunRecord>, u64)> {
         self.authorize_pipelines(principal, Action::Read)?;
-        self.catalog().list_runs(filter, page).await
+        self.catalog()
+            .list_runs(filter, page)
+            .await
+            .map_err(Error::from)
     }
 
     /// A page of one pipeline's runs (by id or name), newest first, and the
@@ -157,7 +160,10 @@ impl Engine {
             pipeline_id: Some(pipeline.id),
             status,
         };
-        self.catalog().list_runs(&filter, page).await
+        self.catalog()
+            .list_runs(&filter, page)
+            .await
+            .map_err(Error::from)
     }
 
     /// Cancels a run that has not ended; returns it as it is after the request.

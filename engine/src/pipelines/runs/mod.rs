@@ -36,17 +36,17 @@ use super::validate::{PreparedStep, Validation, plan_step, prepare};
 use super::{Diagnostic, PipelineSource};
 use crate::analytics::checks::CheckDefinition;
 use crate::analytics::quality::CheckTrigger;
-use crate::auth::{Action, Principal};
 use crate::catalog::{
     CatalogStore, Page, PipelineRecord, RunFilter, RunRecord, RunStatus, StepLog, StepRun,
     StepStatus,
 };
-use crate::conform::{ColumnMapping, conform};
+use crate::datasets::conform::{ColumnMapping, conform};
+use crate::datasets::schema::{SchemaChange, SchemaField, diff, fields_of};
+use crate::datasets::write::{OneShotPartition, WriteMode};
 use crate::error::Entity;
-use crate::events::{NewEvent, kinds};
-use crate::ingest::{OneShotPartition, WriteMode};
+use crate::identity::{Action, Principal};
 use crate::pipelines::model::{Incremental, Materialization, PipelineDefinition, Step, StepPolicy};
-use crate::schema::{SchemaChange, SchemaField, diff, fields_of};
+use crate::runtime::events::{NewEvent, kinds};
 use crate::{Engine, Error, Result};
 
 /// Longest wait between two attempts of a step.
