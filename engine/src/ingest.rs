@@ -113,14 +113,14 @@ const DOWNLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// A checked server-side source, not yet read.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum ImportSource {
     /// A file inside the import roots (symlinks resolved).
     Local(PathBuf),
     /// A URL under an allowed prefix.
     Url(url::Url),
 }
 
-impl Source {
+impl ImportSource {
     /// The name the source carries, a hint at its format.
     pub fn file_name(&self) -> Option<String> {
         match self {
@@ -136,7 +136,7 @@ impl Source {
 
 /// A source as a local file.
 #[derive(Debug)]
-pub enum SourceFile {
+pub enum ImportFile {
     /// A file that stays where it is (a server-side path).
     Local(PathBuf),
     /// A file spooled under `tmp/` (an upload or a download), removed when dropped.
@@ -148,7 +148,7 @@ pub enum SourceFile {
     },
 }
 
-impl SourceFile {
+impl ImportFile {
     /// Where the file is.
     pub fn path(&self) -> &Path {
         match self {
@@ -198,29 +198,29 @@ impl Engine {
     /// Basin look anything up), and that the source is a path inside the
     /// import roots or an http(s) URL under an allowed prefix. Nothing is
     /// read yet.
-    pub async fn resolve_source(
+    pub async fn resolve_import(
         &self,
         principal: &Principal,
         dataset: &str,
         source: &str,
-    ) -> Result<Source> {
+    ) -> Result<ImportSource> {
         principal.authorize(Action::Write, Resource::Dataset(dataset))?;
         match url::Url::parse(source)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
         {
-            Some(url) if self.url_allowlist().allows(&url) => Ok(Source::Url(url)),
+            Some(url) if self.url_allowlist().allows(&url) => Ok(ImportSource::Url(url)),
             Some(url) => Err(Error::PathNotAllowed(url.to_string())),
-            None => Ok(Source::Local(self.resolve_import_path(source).await?)),
+            None => Ok(ImportSource::Local(self.resolve_import_path(source).await?)),
         }
     }
 
     /// Makes a resolved source a local file: a path is used in place; a URL
     /// is downloaded (and decompressed) into a temporary file.
-    pub async fn fetch_source(&self, source: Source) -> Result<SourceFile> {
+    pub async fn fetch_import(&self, source: ImportSource) -> Result<ImportFile> {
         let url = match source {
-            Source::Local(path) => return Ok(SourceFile::Local(path)),
-            Source::Url(url) => url,
+            ImportSource::Local(path) => return Ok(ImportFile::Local(path)),
+            ImportSource::Url(url) => url,
         };
         use basin_connectors::http::{DownloadError, download};
         let temp = self.temp_file("download");
@@ -239,8 +239,8 @@ impl Engine {
             DownloadError::Spool(e) => e.into(),
         })?;
         metrics::counter!("basin_ingest_bytes_total").increment(stats.input_bytes);
-        let name = Source::Url(url).file_name();
-        Ok(SourceFile::Temporary { file: temp, name })
+        let name = ImportSource::Url(url).file_name();
+        Ok(ImportFile::Temporary { file: temp, name })
     }
 
     /// Resolves a server-side path, refusing anything outside the allowed import roots.

@@ -119,9 +119,9 @@ async fn dataset_methods_refuse_callers_without_the_right() {
             .await,
     );
     refused(
-        "resolve_source",
+        "resolve_import",
         engine
-            .resolve_source(&viewer, "orders", &csv.display().to_string())
+            .resolve_import(&viewer, "orders", &csv.display().to_string())
             .await,
     );
     let append = StreamWriteMode {

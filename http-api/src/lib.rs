@@ -180,28 +180,23 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 #[derive(Debug, Clone, Copy)]
 struct RequestTimeout(Duration);
 
-/// Puts the request deadline (`http.request_timeout`) on every route of
-/// `router` added so far. Each resource router does so for its routes, except
-/// those that stream large bodies or download a source and run on deadlines of
-/// their own (uploads, creating a dataset, queries).
-pub(crate) fn with_deadline<R: WithRouteLayer>(router: R) -> R {
-    router.deadline_layer()
+/// The request deadline (`http.request_timeout`) as a layer on a router's
+/// routes. Each resource router puts it on its routes, except those that
+/// stream large bodies or download a source and run on deadlines of their own
+/// (uploads, creating a dataset, queries).
+pub(crate) trait WithDeadline {
+    /// The router with the deadline on every route added so far.
+    fn with_deadline(self) -> Self;
 }
 
-/// Routers the deadline layer goes on (documented API routers and plain ones).
-pub(crate) trait WithRouteLayer {
-    /// The router with the deadline layer on its routes.
-    fn deadline_layer(self) -> Self;
-}
-
-impl WithRouteLayer for OpenApiRouter<AppState> {
-    fn deadline_layer(self) -> Self {
+impl WithDeadline for OpenApiRouter<AppState> {
+    fn with_deadline(self) -> Self {
         self.route_layer(middleware::from_fn(deadline))
     }
 }
 
-impl WithRouteLayer for Router<AppState> {
-    fn deadline_layer(self) -> Self {
+impl WithDeadline for Router<AppState> {
+    fn with_deadline(self) -> Self {
         self.route_layer(middleware::from_fn(deadline))
     }
 }

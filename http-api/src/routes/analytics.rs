@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::encode::ResultFormat;
 use crate::envelope::answers;
@@ -64,17 +65,16 @@ struct MetricsMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(start_profile, latest_profile))
-            .documented(routes!(list_checks, create_check))
-            .documented(routes!(show_check, update_check, delete_check))
-            .documented(routes!(run_checks))
-            .documented(routes!(check_results))
-            .documented(routes!(metrics))
-            .documented(routes!(timeseries))
-            .documented(routes!(dashboard)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(start_profile, latest_profile))
+        .documented(routes!(list_checks, create_check))
+        .documented(routes!(show_check, update_check, delete_check))
+        .documented(routes!(run_checks))
+        .documented(routes!(check_results))
+        .documented(routes!(metrics))
+        .documented(routes!(timeseries))
+        .documented(routes!(dashboard))
+        .with_deadline()
 }
 
 /// Starts a job that profiles the dataset's current version in one pass.

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::envelope::answers;
 use crate::error::{ApiResult, ErrorEnvelope};
@@ -36,11 +37,10 @@ struct ApiKeyWithSecret {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list, create))
-            .documented(routes!(revoke)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(list, create))
+        .documented(routes!(revoke))
+        .with_deadline()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

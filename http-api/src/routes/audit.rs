@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use super::jobs::strip_prefix;
 use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::WithDeadline;
 use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::Query;
@@ -24,11 +25,10 @@ answers! {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list))
-            .documented(routes!(verify)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(list))
+        .documented(routes!(verify))
+        .with_deadline()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

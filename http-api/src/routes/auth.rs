@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::{Caller, Client, SESSION_COOKIE};
 use crate::envelope::answers;
 use crate::error::{ApiResult, ErrorEnvelope};
@@ -87,17 +88,16 @@ struct SessionView {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(login))
-            // Sign-in is open to anyone: it reads no more than a username and password need.
-            .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
-            .documented(routes!(logout))
-            .documented(routes!(me))
-            .documented(routes!(sessions))
-            .documented(routes!(revoke_session))
-            .documented(routes!(change_password)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(login))
+        // Sign-in is open to anyone: it reads no more than a username and password need.
+        .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT))
+        .documented(routes!(logout))
+        .documented(routes!(me))
+        .documented(routes!(sessions))
+        .documented(routes!(revoke_session))
+        .documented(routes!(change_password))
+        .with_deadline()
 }
 
 /// Largest sign-in request body.

@@ -20,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::envelope::{TotalMeta, answers};
 use crate::error::{ApiResult, ErrorEnvelope};
@@ -66,20 +67,19 @@ struct DiffMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(connector_types))
-            .documented(routes!(connector_spec))
-            .documented(routes!(list, create))
-            .documented(routes!(test_unsaved))
-            .documented(routes!(show, update, delete))
-            .documented(routes!(test_saved))
-            .documented(routes!(discover))
-            .documented(routes!(sync))
-            .documented(routes!(stream_history))
-            .documented(routes!(get_mappings, put_mappings, delete_mappings))
-            .documented(routes!(schema_diff)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(connector_types))
+        .documented(routes!(connector_spec))
+        .documented(routes!(list, create))
+        .documented(routes!(test_unsaved))
+        .documented(routes!(show, update, delete))
+        .documented(routes!(test_saved))
+        .documented(routes!(discover))
+        .documented(routes!(sync))
+        .documented(routes!(stream_history))
+        .documented(routes!(get_mappings, put_mappings, delete_mappings))
+        .documented(routes!(schema_diff))
+        .with_deadline()
 }
 
 /// The connector types, for a frontend's "new connection" picker.

@@ -14,7 +14,7 @@ use basin_engine::datasets::write::WriteMode;
 use basin_engine::datasets::{DatasetPatch, DatasetStatistics, TimeTravel, VersionInfo};
 use basin_engine::identity::Principal;
 use basin_engine::ingest::{
-    BadRowPolicy, IngestOptions, IngestReport, Source, SourceFile, TempFile,
+    BadRowPolicy, ImportFile, ImportSource, IngestOptions, IngestReport, TempFile,
 };
 use chrono::{DateTime, Utc};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -29,6 +29,7 @@ use utoipa_axum::routes;
 use super::jobs::strip_prefix;
 use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::encode::{PreviewResult, ResultFormat, stream_body};
 use crate::envelope::{PageMeta, TotalMeta, answers};
@@ -61,20 +62,19 @@ struct VersionsMeta {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list))
-            .documented(routes!(show, update, delete))
-            .documented(routes!(preview))
-            .documented(routes!(versions))
-            .documented(routes!(schema_history))
-            .documented(routes!(restore))
-            .documented(routes!(statistics)),
-    )
-    // Creating may download a source and uploads stream their bodies: both
-    // run for as long as the ingest limits allow, not the request deadline.
-    .documented(routes!(create))
-    .documented(routes!(upload))
+    OpenApiRouter::new()
+        .documented(routes!(list))
+        .documented(routes!(show, update, delete))
+        .documented(routes!(preview))
+        .documented(routes!(versions))
+        .documented(routes!(schema_history))
+        .documented(routes!(restore))
+        .documented(routes!(statistics))
+        .with_deadline()
+        // Creating may download a source and uploads stream their bodies: both
+        // run for as long as the ingest limits allow, not the request deadline.
+        .documented(routes!(create))
+        .documented(routes!(upload))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -419,7 +419,7 @@ async fn create(
     let params = merge_params(params, target.options);
     let source = state
         .engine
-        .resolve_source(&principal, &target.name, &target.source)
+        .resolve_import(&principal, &target.name, &target.source)
         .await?;
     let (options, run_async) = params.into_options(WriteMode::Create, source.file_name())?;
     run_ingest(
@@ -541,14 +541,14 @@ async fn upload(
 enum IngestInput {
     Upload(TempFile),
     /// Fetched when the ingest runs (a download belongs inside the job).
-    Source(Source),
+    Source(ImportSource),
 }
 
 impl IngestInput {
-    async fn into_file(self, engine: &basin_engine::Engine) -> basin_engine::Result<SourceFile> {
+    async fn into_file(self, engine: &basin_engine::Engine) -> basin_engine::Result<ImportFile> {
         match self {
-            Self::Upload(file) => Ok(SourceFile::Temporary { file, name: None }),
-            Self::Source(source) => engine.fetch_source(source).await,
+            Self::Upload(file) => Ok(ImportFile::Temporary { file, name: None }),
+            Self::Source(source) => engine.fetch_import(source).await,
         }
     }
 }

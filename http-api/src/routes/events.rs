@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::WebSocketUpgrade;
@@ -32,7 +33,9 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 pub(crate) const CLOSE_UNAUTHENTICATED: u16 = 4401;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(OpenApiRouter::new().documented(routes!(events)))
+    OpenApiRouter::new()
+        .documented(routes!(events))
+        .with_deadline()
 }
 
 /// Upgrades to a WebSocket of JSON events: first `{"type": "ready"}`, then

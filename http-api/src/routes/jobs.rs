@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -23,12 +24,11 @@ answers! {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list))
-            .documented(routes!(show))
-            .documented(routes!(cancel)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(list))
+        .documented(routes!(show))
+        .documented(routes!(cancel))
+        .with_deadline()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

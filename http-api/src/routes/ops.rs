@@ -7,16 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::WithDeadline;
 use crate::error::ApiError;
 use crate::{API_VERSION, AppState};
 
 pub(crate) fn router() -> Router<AppState> {
-    crate::with_deadline(
-        Router::new()
-            .route("/health", get(health))
-            .route("/ready", get(ready))
-            .route("/metrics", get(metrics)),
-    )
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_deadline()
 }
 
 async fn health() -> impl IntoResponse {

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::envelope::{PageMeta, TotalMeta, answers};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
@@ -26,28 +27,27 @@ use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::openapi::{DocumentedRoutes, Identifier};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list, create))
-            .documented(routes!(validate))
-            .documented(routes!(show, save))
-            .documented(routes!(archive))
-            .documented(routes!(unarchive))
-            .documented(routes!(versions))
-            .documented(routes!(version))
-            .documented(routes!(activate))
-            .documented(routes!(diff))
-            .documented(routes!(plan))
-            .documented(routes!(start_run, pipeline_runs))
-            .documented(routes!(instantiate))
-            .documented(routes!(pipeline_lineage))
-            .documented(routes!(list_runs))
-            .documented(routes!(show_run))
-            .documented(routes!(cancel_run))
-            .documented(routes!(retry_run))
-            .documented(routes!(openlineage))
-            .documented(routes!(lineage)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(list, create))
+        .documented(routes!(validate))
+        .documented(routes!(show, save))
+        .documented(routes!(archive))
+        .documented(routes!(unarchive))
+        .documented(routes!(versions))
+        .documented(routes!(version))
+        .documented(routes!(activate))
+        .documented(routes!(diff))
+        .documented(routes!(plan))
+        .documented(routes!(start_run, pipeline_runs))
+        .documented(routes!(instantiate))
+        .documented(routes!(pipeline_lineage))
+        .documented(routes!(list_runs))
+        .documented(routes!(show_run))
+        .documented(routes!(cancel_run))
+        .documented(routes!(retry_run))
+        .documented(routes!(openlineage))
+        .documented(routes!(lineage))
+        .with_deadline()
 }
 
 answers! {

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::jobs::strip_prefix;
 use super::{PageParams, page_meta};
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::Caller;
 use crate::envelope::{PageMeta, answers};
 use crate::error::{ApiResult, ErrorEnvelope};
@@ -19,13 +20,12 @@ use crate::extract::{Json, Path, Query};
 use crate::openapi::{DocumentedRoutes, Email, Identifier, NewPassword};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(
-        OpenApiRouter::new()
-            .documented(routes!(list, create))
-            .documented(routes!(show, update, delete))
-            .documented(routes!(grants))
-            .documented(routes!(put_grant, delete_grant)),
-    )
+    OpenApiRouter::new()
+        .documented(routes!(list, create))
+        .documented(routes!(show, update, delete))
+        .documented(routes!(grants))
+        .documented(routes!(put_grant, delete_grant))
+        .with_deadline()
 }
 
 answers! {

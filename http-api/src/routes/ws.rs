@@ -31,6 +31,7 @@ use utoipa_axum::routes;
 
 use super::events::CLOSE_UNAUTHENTICATED;
 use crate::AppState;
+use crate::WithDeadline;
 use crate::access::{Caller, credentials};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::{Query, WebSocketUpgrade};
@@ -55,7 +56,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const MAX_CHANNELS: usize = 256;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    crate::with_deadline(OpenApiRouter::new().documented(routes!(ws)))
+    OpenApiRouter::new().documented(routes!(ws)).with_deadline()
 }
 
 /// `?channels=a,b&since=<seq>`: subscriptions to open with.
