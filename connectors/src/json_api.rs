@@ -20,8 +20,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use reqwest::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use url::Url;
 
 use crate::source::{
@@ -33,18 +34,23 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub struct JsonApi;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum Auth {
     #[default]
+    #[schemars(title = "None")]
     None,
     /// `Authorization: Bearer <value>`.
+    #[schemars(title = "Bearer token")]
     Bearer { value: Secret },
     /// A header of the given name.
+    #[schemars(title = "Header")]
     Header { name: String, value: Secret },
     /// A query parameter of the given name.
+    #[schemars(title = "Query key")]
     Query { name: String, value: Secret },
     /// HTTP basic authentication.
+    #[schemars(title = "Basic")]
     Basic {
         username: String,
         #[serde(default)]
@@ -52,13 +58,15 @@ enum Auth {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum Pagination {
     /// One request.
     #[default]
+    #[schemars(title = "None")]
     None,
     /// `?page=N&per_page=M`, from `start` until a short page.
+    #[schemars(title = "Page number")]
     Page {
         #[serde(default = "page_param")]
         param: String,
@@ -70,6 +78,7 @@ enum Pagination {
         size: u64,
     },
     /// `?offset=N&limit=M` until a short page.
+    #[schemars(title = "Offset")]
     Offset {
         #[serde(default = "offset_param")]
         param: String,
@@ -79,12 +88,15 @@ enum Pagination {
         size: u64,
     },
     /// `?cursor=<value found at cursor_path>` until the cursor is missing.
+    #[schemars(title = "Cursor")]
     Cursor {
         #[serde(default = "cursor_param")]
         param: String,
+        /// JSON pointer of the next cursor in a response.
         cursor_path: String,
     },
     /// The `Link: <…>; rel="next"` header, until there is none.
+    #[schemars(title = "Link header")]
     LinkHeader,
 }
 
@@ -119,30 +131,43 @@ fn default_retries() -> u32 {
     5
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "HTTP JSON API")]
 struct Config {
+    #[schemars(title = "Endpoint URL", url, extend("x-group" = "request"))]
     url: String,
     #[serde(default)]
+    #[schemars(title = "Query parameters", extend("x-group" = "request"))]
     params: BTreeMap<String, String>,
+    /// Not secret; put credentials in `auth`.
     #[serde(default)]
+    #[schemars(title = "Headers", extend("x-group" = "request"))]
     headers: BTreeMap<String, String>,
     #[serde(default)]
+    #[schemars(title = "Authentication", extend("x-group" = "credentials"))]
     auth: Auth,
-    /// JSON pointer of the records array (`/data`); the body itself when empty.
+    /// JSON pointer of the array of records in a response (`/data`); empty for a body that is the array.
     #[serde(default)]
+    #[schemars(title = "Records pointer", extend("x-group" = "response"))]
     records: String,
     #[serde(default)]
+    #[schemars(title = "Pagination", extend("x-group" = "response"))]
     pagination: Pagination,
     #[serde(default = "default_max_pages")]
+    #[schemars(range(min = 1), extend("x-group" = "advanced"))]
     max_pages: u64,
     #[serde(default = "default_infer_pages")]
+    #[schemars(title = "Pages read to infer the schema", range(min = 1, max = 100), extend("x-group" = "advanced"))]
     infer_pages: u64,
     #[serde(default)]
+    #[schemars(title = "Stream name", extend("x-group" = "advanced"))]
     stream: Option<String>,
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 600), extend("x-group" = "advanced"))]
     timeout_secs: u64,
     #[serde(default = "default_retries")]
+    #[schemars(range(max = 20), extend("x-group" = "advanced"))]
     max_retries: u32,
 }
 
@@ -177,48 +202,7 @@ impl Connector for JsonApi {
     }
 
     fn spec(&self) -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "HTTP JSON API",
-            "type": "object",
-            "required": ["url"],
-            "additionalProperties": false,
-            "properties": {
-                "url": {"type": "string", "format": "uri", "title": "Endpoint URL", "x-order": 0, "x-group": "request"},
-                "params": {"type": "object", "additionalProperties": {"type": "string"}, "title": "Query parameters", "x-order": 1, "x-group": "request"},
-                "headers": {"type": "object", "additionalProperties": {"type": "string"}, "title": "Headers", "description": "Not secret; put credentials in `auth`.", "x-order": 2, "x-group": "request"},
-                "auth": {
-                    "title": "Authentication", "x-order": 3, "x-group": "credentials",
-                    "oneOf": [
-                        {"title": "None", "type": "object", "properties": {"type": {"const": "none"}}, "required": ["type"], "additionalProperties": false},
-                        {"title": "Bearer token", "type": "object", "properties": {"type": {"const": "bearer"}, "value": {"type": "string", "x-secret": true}}, "required": ["type", "value"], "additionalProperties": false},
-                        {"title": "Header", "type": "object", "properties": {"type": {"const": "header"}, "name": {"type": "string"}, "value": {"type": "string", "x-secret": true}}, "required": ["type", "name", "value"], "additionalProperties": false},
-                        {"title": "Query key", "type": "object", "properties": {"type": {"const": "query"}, "name": {"type": "string"}, "value": {"type": "string", "x-secret": true}}, "required": ["type", "name", "value"], "additionalProperties": false},
-                        {"title": "Basic", "type": "object", "properties": {"type": {"const": "basic"}, "username": {"type": "string"}, "password": {"type": "string", "x-secret": true}}, "required": ["type", "username"], "additionalProperties": false}
-                    ]
-                },
-                "records": {"type": "string", "title": "Records pointer", "description": "JSON pointer of the array of records in a response (`/data`); empty for a body that is the array.", "default": "", "x-order": 4, "x-group": "response"},
-                "pagination": {
-                    "title": "Pagination", "x-order": 5, "x-group": "response",
-                    "oneOf": [
-                        {"title": "None", "type": "object", "properties": {"type": {"const": "none"}}, "required": ["type"], "additionalProperties": false},
-                        {"title": "Page number", "type": "object", "properties": {"type": {"const": "page"}, "param": {"type": "string", "default": "page"}, "start": {"type": "integer", "default": 1}, "size_param": {"type": "string"}, "size": {"type": "integer", "default": 100}}, "required": ["type"], "additionalProperties": false},
-                        {"title": "Offset", "type": "object", "properties": {"type": {"const": "offset"}, "param": {"type": "string", "default": "offset"}, "limit_param": {"type": "string", "default": "limit"}, "size": {"type": "integer", "default": 100}}, "required": ["type"], "additionalProperties": false},
-                        {"title": "Cursor", "type": "object", "properties": {"type": {"const": "cursor"}, "param": {"type": "string", "default": "cursor"}, "cursor_path": {"type": "string", "description": "JSON pointer of the next cursor in a response."}}, "required": ["type", "cursor_path"], "additionalProperties": false},
-                        {"title": "Link header", "type": "object", "properties": {"type": {"const": "link_header"}}, "required": ["type"], "additionalProperties": false}
-                    ]
-                },
-                "max_pages": {"type": "integer", "default": 1000, "minimum": 1, "x-order": 6, "x-group": "advanced"},
-                "infer_pages": {"type": "integer", "default": 2, "minimum": 1, "maximum": 100, "title": "Pages read to infer the schema", "x-order": 7, "x-group": "advanced"},
-                "stream": {"type": "string", "title": "Stream name", "x-order": 8, "x-group": "advanced"},
-                "timeout_secs": {"type": "integer", "default": 30, "minimum": 1, "maximum": 600, "x-order": 9, "x-group": "advanced"},
-                "max_retries": {"type": "integer", "default": 5, "minimum": 0, "maximum": 20, "x-order": 10, "x-group": "advanced"}
-            }
-        })
-    }
-
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["/auth/value", "/auth/password"]
+        crate::spec::spec_of::<Config>()
     }
 
     fn destination_fields(&self) -> &'static [&'static str] {
@@ -676,6 +660,7 @@ fn decode(schema: &SchemaRef, records: &[Value]) -> datafusion::error::Result<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn link_headers_give_the_next_page() {

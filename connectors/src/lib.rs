@@ -26,6 +26,7 @@ mod pg_text;
 pub mod postgres;
 pub mod registry;
 pub mod source;
+pub mod spec;
 pub mod sql_names;
 pub mod sqlite;
 mod text_path;

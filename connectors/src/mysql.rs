@@ -15,9 +15,10 @@ use datafusion_table_providers::mysql::MySQLTableFactory;
 use datafusion_table_providers::sql::db_connection_pool::mysqlpool::MySQLConnectionPool;
 use futures::{StreamExt, TryStreamExt};
 use mysql_async::prelude::Queryable;
+use schemars::JsonSchema;
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::postgres::not_found_or;
 use crate::source::{
@@ -31,14 +32,15 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub struct MySql;
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+/// How the connection is encrypted.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 enum SslMode {
     Disabled,
-    /// Encrypted, certificate not verified.
+    // Encrypted, certificate not verified.
     #[default]
     Preferred,
-    /// Encrypted and verified.
+    // Encrypted and verified.
     Required,
 }
 
@@ -52,21 +54,31 @@ impl SslMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "MySQL / MariaDB")]
 struct Config {
+    #[schemars(title = "Host", extend("x-group" = "server"))]
     host: String,
     #[serde(default = "default_port")]
+    #[schemars(title = "Port", range(min = 1), extend("x-group" = "server"))]
     port: u16,
+    #[schemars(title = "Database", extend("x-group" = "server"))]
     database: String,
+    #[schemars(title = "User", extend("x-group" = "credentials"))]
     user: String,
     #[serde(default)]
+    #[schemars(title = "Password", extend("x-group" = "credentials"))]
     password: Option<Secret>,
+    /// `preferred` encrypts without verifying the certificate; `required` verifies it.
     #[serde(default)]
+    #[schemars(title = "TLS", extend("x-group" = "server"))]
     ssl_mode: SslMode,
     #[serde(default)]
+    #[schemars(title = "Tables that must be readable", extend("x-group" = "streams"))]
     tables: Vec<String>,
     #[serde(default = "default_timeout")]
+    #[schemars(title = "Timeout (s)", range(min = 1, max = 600), extend("x-group" = "advanced"))]
     connect_timeout_secs: u64,
 }
 
@@ -119,27 +131,7 @@ impl Connector for MySql {
     }
 
     fn spec(&self) -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "MySQL / MariaDB",
-            "type": "object",
-            "required": ["host", "database", "user"],
-            "additionalProperties": false,
-            "properties": {
-                "host": {"type": "string", "title": "Host", "x-order": 0, "x-group": "server"},
-                "port": {"type": "integer", "title": "Port", "default": 3306, "minimum": 1, "maximum": 65535, "x-order": 1, "x-group": "server"},
-                "database": {"type": "string", "title": "Database", "x-order": 2, "x-group": "server"},
-                "user": {"type": "string", "title": "User", "x-order": 3, "x-group": "credentials"},
-                "password": {"type": "string", "title": "Password", "x-secret": true, "x-order": 4, "x-group": "credentials"},
-                "ssl_mode": {"type": "string", "title": "TLS", "enum": ["disabled", "preferred", "required"], "default": "preferred", "description": "`preferred` encrypts without verifying the certificate; `required` verifies it.", "x-order": 5, "x-group": "server"},
-                "tables": {"type": "array", "items": {"type": "string"}, "title": "Tables that must be readable", "x-order": 6, "x-group": "streams"},
-                "connect_timeout_secs": {"type": "integer", "title": "Timeout (s)", "default": 10, "minimum": 1, "maximum": 600, "x-order": 7, "x-group": "advanced"}
-            }
-        })
-    }
-
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["/password"]
+        crate::spec::spec_of::<Config>()
     }
 
     fn destination_fields(&self) -> &'static [&'static str] {

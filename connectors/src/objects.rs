@@ -32,8 +32,9 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use url::Url;
 
 use crate::source::{
@@ -46,7 +47,7 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub struct Files;
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 enum Format {
     #[default]
@@ -57,7 +58,7 @@ enum Format {
     Arrow,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 enum Compression {
     #[default]
@@ -67,10 +68,11 @@ enum Compression {
     Zstd,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CsvConfig {
     #[serde(default = "default_delimiter")]
+    #[schemars(length(max = 2))]
     delimiter: String,
     #[serde(default = "default_true")]
     has_header: bool,
@@ -93,9 +95,10 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 struct S3Config {
+    /// For S3-compatible servers (MinIO, R2, …).
     #[serde(default)]
     endpoint: Option<String>,
     #[serde(default)]
@@ -112,14 +115,15 @@ struct S3Config {
     virtual_hosted_style: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 struct GcsConfig {
+    /// The service account's JSON key.
     #[serde(default)]
     service_account_key: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 struct AzureConfig {
     account: String,
@@ -131,25 +135,37 @@ struct AzureConfig {
     allow_http: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Files")]
 struct Config {
+    /// file:///data/*.csv, s3://bucket/prefix/*.parquet, gs://…, az://container/…, https://host/file.csv. Globs select several files; local paths must be inside `ingest.allowed_roots`.
+    #[schemars(title = "URL or path", extend("x-group" = "source"))]
     url: String,
     #[serde(default)]
+    #[schemars(title = "Format", extend("x-group" = "source"))]
     format: Format,
     #[serde(default)]
+    #[schemars(title = "Compression", extend("x-group" = "source"))]
     compression: Compression,
+    /// Defaults to the file or directory name.
     #[serde(default)]
-    csv: CsvConfig,
-    #[serde(default)]
+    #[schemars(title = "Stream name", extend("x-group" = "source"))]
     stream: Option<String>,
     #[serde(default)]
+    #[schemars(title = "CSV", extend("x-group" = "format"))]
+    csv: CsvConfig,
+    #[serde(default)]
+    #[schemars(title = "S3-compatible storage", extend("x-group" = "credentials"))]
     s3: Option<S3Config>,
     #[serde(default)]
+    #[schemars(title = "Google Cloud Storage", extend("x-group" = "credentials"))]
     gcs: Option<GcsConfig>,
     #[serde(default)]
+    #[schemars(title = "Azure Blob Storage", extend("x-group" = "credentials"))]
     azure: Option<AzureConfig>,
     #[serde(default = "default_timeout")]
+    #[schemars(title = "Timeout (s)", range(min = 1, max = 3600), extend("x-group" = "advanced"))]
     timeout_secs: u64,
 }
 
@@ -330,65 +346,7 @@ impl Connector for Files {
     }
 
     fn spec(&self) -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "Files",
-            "type": "object",
-            "required": ["url"],
-            "additionalProperties": false,
-            "properties": {
-                "url": {"type": "string", "title": "URL or path", "description": "file:///data/*.csv, s3://bucket/prefix/*.parquet, gs://…, az://container/…, https://host/file.csv. Globs select several files; local paths must be inside `ingest.allowed_roots`.", "x-order": 0, "x-group": "source"},
-                "format": {"type": "string", "enum": ["auto", "csv", "ndjson", "parquet", "arrow"], "default": "auto", "title": "Format", "x-order": 1, "x-group": "source"},
-                "compression": {"type": "string", "enum": ["auto", "none", "gzip", "zstd"], "default": "auto", "title": "Compression", "x-order": 2, "x-group": "source"},
-                "stream": {"type": "string", "title": "Stream name", "description": "Defaults to the file or directory name.", "x-order": 3, "x-group": "source"},
-                "csv": {
-                    "type": "object", "title": "CSV", "x-order": 4, "x-group": "format",
-                    "additionalProperties": false,
-                    "properties": {
-                        "delimiter": {"type": "string", "default": ",", "maxLength": 2},
-                        "has_header": {"type": "boolean", "default": true}
-                    }
-                },
-                "s3": {
-                    "type": "object", "title": "S3-compatible storage", "x-order": 5, "x-group": "credentials",
-                    "additionalProperties": false,
-                    "properties": {
-                        "endpoint": {"type": "string", "description": "For S3-compatible servers (MinIO, R2, …)."},
-                        "region": {"type": "string"},
-                        "access_key_id": {"type": "string"},
-                        "secret_access_key": {"type": "string", "x-secret": true},
-                        "session_token": {"type": "string", "x-secret": true},
-                        "allow_http": {"type": "boolean", "default": false},
-                        "virtual_hosted_style": {"type": "boolean", "default": false}
-                    }
-                },
-                "gcs": {
-                    "type": "object", "title": "Google Cloud Storage", "x-order": 6, "x-group": "credentials",
-                    "additionalProperties": false,
-                    "properties": {"service_account_key": {"type": "string", "x-secret": true, "description": "The service account's JSON key."}}
-                },
-                "azure": {
-                    "type": "object", "title": "Azure Blob Storage", "x-order": 7, "x-group": "credentials",
-                    "additionalProperties": false, "required": ["account"],
-                    "properties": {
-                        "account": {"type": "string"},
-                        "access_key": {"type": "string", "x-secret": true},
-                        "endpoint": {"type": "string"},
-                        "allow_http": {"type": "boolean", "default": false}
-                    }
-                },
-                "timeout_secs": {"type": "integer", "default": 30, "minimum": 1, "maximum": 3600, "title": "Timeout (s)", "x-order": 8, "x-group": "advanced"}
-            }
-        })
-    }
-
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &[
-            "/s3/secret_access_key",
-            "/s3/session_token",
-            "/gcs/service_account_key",
-            "/azure/access_key",
-        ]
+        crate::spec::spec_of::<Config>()
     }
 
     fn destination_fields(&self) -> &'static [&'static str] {
@@ -776,6 +734,7 @@ impl Source for FilesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn globs_split_from_urls() {

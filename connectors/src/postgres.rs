@@ -17,9 +17,10 @@ use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::PostgresTableFactory;
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
 use futures::{StreamExt, TryStreamExt};
+use schemars::JsonSchema;
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_postgres::error::SqlState;
 
 use crate::source::{
@@ -34,7 +35,7 @@ use crate::{Error, Result};
 pub struct Postgres;
 
 /// How the connection is encrypted.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 enum SslMode {
     Disable,
@@ -53,25 +54,35 @@ impl SslMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "PostgreSQL")]
 struct Config {
+    #[schemars(title = "Host", extend("x-group" = "server"))]
     host: String,
     #[serde(default = "default_port")]
+    #[schemars(title = "Port", range(min = 1), extend("x-group" = "server"))]
     port: u16,
+    #[schemars(title = "Database", extend("x-group" = "server"))]
     database: String,
+    #[schemars(title = "User", extend("x-group" = "credentials"))]
     user: String,
     #[serde(default)]
+    #[schemars(title = "Password", extend("x-group" = "credentials"))]
     password: Option<Secret>,
     #[serde(default)]
+    #[schemars(title = "TLS", extend("x-group" = "server"))]
     ssl_mode: SslMode,
-    /// Schemas to list; all but the system ones when empty.
+    /// All but the system schemas when empty.
     #[serde(default)]
+    #[schemars(title = "Schemas to list", extend("x-group" = "streams"))]
     schemas: Vec<String>,
-    /// Tables (`schema.table`) that must exist and be readable; checked by `check`.
+    /// `schema.table`; a check fails when one is missing or not readable.
     #[serde(default)]
+    #[schemars(title = "Tables that must be readable", extend("x-group" = "streams"))]
     tables: Vec<String>,
     #[serde(default = "default_timeout")]
+    #[schemars(title = "Timeout (s)", range(min = 1, max = 600), extend("x-group" = "advanced"))]
     connect_timeout_secs: u64,
 }
 
@@ -119,28 +130,7 @@ impl Connector for Postgres {
     }
 
     fn spec(&self) -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "PostgreSQL",
-            "type": "object",
-            "required": ["host", "database", "user"],
-            "additionalProperties": false,
-            "properties": {
-                "host": {"type": "string", "title": "Host", "x-order": 0, "x-group": "server"},
-                "port": {"type": "integer", "title": "Port", "default": 5432, "minimum": 1, "maximum": 65535, "x-order": 1, "x-group": "server"},
-                "database": {"type": "string", "title": "Database", "x-order": 2, "x-group": "server"},
-                "user": {"type": "string", "title": "User", "x-order": 3, "x-group": "credentials"},
-                "password": {"type": "string", "title": "Password", "x-secret": true, "x-order": 4, "x-group": "credentials"},
-                "ssl_mode": {"type": "string", "title": "TLS", "enum": ["disable", "prefer", "require"], "default": "prefer", "x-order": 5, "x-group": "server"},
-                "schemas": {"type": "array", "items": {"type": "string"}, "title": "Schemas to list", "description": "All but the system schemas when empty.", "x-order": 6, "x-group": "streams"},
-                "tables": {"type": "array", "items": {"type": "string"}, "title": "Tables that must be readable", "description": "`schema.table`; a check fails when one is missing or not readable.", "x-order": 7, "x-group": "streams"},
-                "connect_timeout_secs": {"type": "integer", "title": "Timeout (s)", "default": 10, "minimum": 1, "maximum": 600, "x-order": 8, "x-group": "advanced"}
-            }
-        })
-    }
-
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["/password"]
+        crate::spec::spec_of::<Config>()
     }
 
     fn destination_fields(&self) -> &'static [&'static str] {

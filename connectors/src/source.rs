@@ -105,10 +105,26 @@ impl Error {
 }
 
 /// A configuration value that is secret: read from a string, never printed
-/// (its `Debug` is `***`), so a logged source or plan cannot show it.
+/// (its `Debug` is `***`), so a logged source or plan cannot show it. Its
+/// schema marks it `x-secret`, which is how a connector's secret fields are
+/// known.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "x-secret": true })
+    }
+}
 
 impl Secret {
     /// The value, for the one place that sends it to the source.
@@ -309,11 +325,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// One sentence on what it reads.
     fn description(&self) -> &'static str;
     /// The configuration's JSON Schema (2020-12) with `x-secret`, `x-order`,
-    /// `x-group`, so a frontend can draw the form.
+    /// `x-group`, so a frontend can draw the form; generated from the
+    /// configuration type (see [`crate::spec`]).
     fn spec(&self) -> Value;
     /// JSON pointers of the fields whose values are secrets (stored sealed,
-    /// never returned).
-    fn secret_fields(&self) -> &'static [&'static str];
+    /// never returned): those the spec marks `x-secret`.
+    fn secret_fields(&self) -> Vec<String> {
+        crate::spec::secret_pointers(&self.spec())
+    }
     /// JSON pointers of the fields that say where the source is (host,
     /// URL, endpoint, the kind of credentials): when one changes, stored
     /// secrets are dropped rather than sent to the new place.

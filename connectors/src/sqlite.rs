@@ -14,8 +14,9 @@ use datafusion::common::TableReference;
 use datafusion_table_providers::sql::db_connection_pool::sqlitepool::SqliteConnectionPool;
 use datafusion_table_providers::sql::db_connection_pool::{JoinPushDown, Mode};
 use datafusion_table_providers::sqlite::SqliteTableFactory;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::postgres::not_found_or;
 use crate::source::{
@@ -29,11 +30,15 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub struct Sqlite;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "SQLite")]
 struct Config {
+    /// Absolute path on the server, inside `ingest.allowed_roots`.
+    #[schemars(title = "File path", extend("x-group" = "source"))]
     path: String,
     #[serde(default)]
+    #[schemars(title = "Tables that must be readable", extend("x-group" = "streams"))]
     tables: Vec<String>,
 }
 
@@ -80,21 +85,7 @@ impl Connector for Sqlite {
     }
 
     fn spec(&self) -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "SQLite",
-            "type": "object",
-            "required": ["path"],
-            "additionalProperties": false,
-            "properties": {
-                "path": {"type": "string", "title": "File path", "description": "Absolute path on the server, inside `ingest.allowed_roots`.", "x-order": 0, "x-group": "source"},
-                "tables": {"type": "array", "items": {"type": "string"}, "title": "Tables that must be readable", "x-order": 1, "x-group": "streams"}
-            }
-        })
-    }
-
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &[]
+        crate::spec::spec_of::<Config>()
     }
 
     fn destination_fields(&self) -> &'static [&'static str] {

@@ -297,21 +297,18 @@ impl Engine {
         options: IngestOptions,
         progress: Option<ProgressFn>,
     ) -> Result<IngestReport> {
-        let outcome = match principal.authorize(Action::Write, Resource::Dataset(name)) {
-            Ok(()) => {
-                self.ingest_authorized_file(name, path, options, progress)
-                    .await
-            }
-            Err(refused) => Err(refused.into()),
+        let ingest = async {
+            principal.authorize(Action::Write, Resource::Dataset(name))?;
+            self.ingest_authorized_file(name, path, options, progress)
+                .await
         };
-        self.audit_change(
+        self.audited(
             principal,
             "dataset.ingest",
             &format!("dataset:{name}"),
-            &outcome,
+            ingest,
         )
-        .await;
-        outcome
+        .await
     }
 
     /// [`Engine::ingest_file`] once access is decided; its quarantine side

@@ -512,7 +512,7 @@ pub(crate) async fn guard(
                 outcome,
                 request_id: client.request_id,
                 source_ip: client.ip.map(|ip| ip.to_string()),
-                details: serde_json::json!({ "status": status.as_u16() }),
+                details: serde_json::json!({ "door": Door::Rest.as_str(), "status": status.as_u16() }),
             })
             .await;
     }

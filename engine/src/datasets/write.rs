@@ -241,15 +241,14 @@ impl Engine {
         mode: StreamWriteMode,
         stream: SendableRecordBatchStream,
     ) -> Result<WriteOutcome> {
-        let outcome = self.write_stream_once(principal, name, mode, stream).await;
-        self.audit_change(
+        let write = self.write_stream_once(principal, name, mode, stream);
+        self.audited(
             principal,
             "dataset.ingest",
             &format!("dataset:{name}"),
-            &outcome,
+            write,
         )
-        .await;
-        outcome
+        .await
     }
 
     async fn write_stream_once(

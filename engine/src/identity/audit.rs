@@ -121,7 +121,7 @@ impl Engine {
     /// Changes through REST are left out: REST records every state-changing
     /// request at its route, under the route's action, so each would be
     /// recorded twice (see docs/architecture.md).
-    pub(crate) async fn audit_change<T>(
+    async fn audit_change<T>(
         &self,
         principal: &Principal,
         action: &str,
@@ -151,6 +151,19 @@ impl Engine {
             details: serde_json::json!({ "door": door.as_str(), "code": code }),
         })
         .await;
+    }
+
+    /// Runs `change` and records its outcome with [`Engine::audit_change`].
+    pub(crate) async fn audited<T>(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+        change: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let outcome = change.await;
+        self.audit_change(principal, action, target, &outcome).await;
+        outcome
     }
 
     /// Appends an entry. A failure to record is logged and counted, not

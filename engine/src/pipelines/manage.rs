@@ -266,16 +266,26 @@ impl Engine {
     }
 
     /// Creates a pipeline with its first version; refuses an invalid one.
+    /// Audited, with the door it came through.
     pub async fn create_pipeline(
         &self,
         principal: &Principal,
         name: &str,
         source: PipelineSource,
     ) -> Result<PipelineDetail> {
-        self.authorize_pipelines(principal, Action::Write)?;
-        basin_sql::validate_name(name)?;
-        let parsed = source.parse()?;
-        self.create_parsed(principal, name, parsed).await
+        let create = async {
+            self.authorize_pipelines(principal, Action::Write)?;
+            basin_sql::validate_name(name)?;
+            let parsed = source.parse()?;
+            self.create_parsed(principal, name, parsed).await
+        };
+        self.audited(
+            principal,
+            "pipeline.create",
+            &format!("pipeline:{name}"),
+            create,
+        )
+        .await
     }
 
     async fn create_parsed(
@@ -306,7 +316,21 @@ impl Engine {
 
     /// Saves a new version and activates it; an unchanged definition keeps
     /// the active version. `expected_version` guards against lost updates.
+    /// Audited, with the door it came through.
     pub async fn save_pipeline(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        source: PipelineSource,
+        expected_version: Option<i64>,
+    ) -> Result<(PipelineDetail, bool)> {
+        let target = format!("pipeline:{id_or_name}");
+        let save = self.save_pipeline_once(principal, id_or_name, source, expected_version);
+        self.audited(principal, "pipeline.save", &target, save)
+            .await
+    }
+
+    async fn save_pipeline_once(
         &self,
         principal: &Principal,
         id_or_name: &str,

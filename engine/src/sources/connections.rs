@@ -38,7 +38,7 @@ pub struct ConnectorType {
     /// What it reads.
     pub description: &'static str,
     /// JSON pointers of secret fields.
-    pub secret_fields: &'static [&'static str],
+    pub secret_fields: Vec<String>,
 }
 
 /// A connection to create.
@@ -139,10 +139,10 @@ fn split_secrets(
     let mut public = config.clone();
     let mut secrets = serde_json::Map::new();
     for pointer in connector.secret_fields() {
-        if let Some(value) = take_pointer(&mut public, pointer)
+        if let Some(value) = take_pointer(&mut public, &pointer)
             && !value.is_null()
         {
-            secrets.insert((*pointer).to_owned(), value);
+            secrets.insert(pointer, value);
         }
     }
     (public, secrets)
@@ -342,8 +342,8 @@ impl Engine {
                 secrets.clear();
             }
             for pointer in connector.secret_fields() {
-                if is_explicit_null(&config, pointer) {
-                    secrets.remove(*pointer);
+                if is_explicit_null(&config, &pointer) {
+                    secrets.remove(&pointer);
                 }
             }
             secrets.extend(given);

@@ -102,10 +102,8 @@ impl Engine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<WriteOutcome> {
-        let outcome = self.run_write(principal, sql, params).await;
-        self.audit_change(principal, "sql.write", sql, &outcome)
-            .await;
-        outcome
+        let write = self.run_write(principal, sql, params);
+        self.audited(principal, "sql.write", sql, write).await
     }
 
     async fn run_write(

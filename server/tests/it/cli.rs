@@ -6,6 +6,7 @@ fn basin(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_basin"))
         .args(args)
         .env_remove("BASIN_TOKEN")
+        .env("BASIN_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .output()
         .expect("basin runs");
     (
@@ -13,6 +14,14 @@ fn basin(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// The audit entries for `action` that a server on the data directory lists.
+async fn audit_entries(data: &str, action: &str) -> Vec<serde_json::Value> {
+    let data = std::path::PathBuf::from(data);
+    let server = TestServer::start_with(|config| config.data_dir = data).await;
+    let (_, body) = server.get(&format!("/api/v1/audit?action={action}")).await;
+    body["data"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -153,8 +162,8 @@ async fn commands_talk_to_a_running_server() {
     assert!(err.contains("--server needs credentials"), "{err}");
 }
 
-#[test]
-fn pipeline_validate_plan_and_run_from_a_sql_file() {
+#[tokio::test]
+async fn pipeline_validate_plan_and_run_from_a_sql_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
@@ -225,6 +234,10 @@ fn pipeline_validate_plan_and_run_from_a_sql_file() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("\n1"), "{out}");
+    let runs = audit_entries(data, "pipeline.run").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["target"], "pipeline:daily");
+    assert_eq!(door_of(&runs[0]), "cli", "{runs:?}");
 }
 
 #[tokio::test]

@@ -119,6 +119,7 @@ pub(super) async fn execute(
                 continue;
             }
             running.insert(name.clone());
+            start_attempt(&state, &name, 1).await;
             let (engine, state, plan, cancel) =
                 (engine.clone(), state.clone(), plan.clone(), cancel.clone());
             let step_name = name.clone();
@@ -242,6 +243,20 @@ pub(super) async fn execute(
 }
 
 /// Runs one step with its retries; the error is the last attempt's, as the run shows it.
+/// Marks attempt `attempt` of step `name` running. The first attempt is
+/// marked as the scheduler dispatches the step, before it awaits any step,
+/// so steps started together have start times before any of them ended.
+async fn start_attempt(state: &RunState, name: &str, attempt: u32) {
+    state
+        .change_step(name, |s| {
+            s.status = StepStatus::Running;
+            s.attempts = attempt;
+            s.started_at.get_or_insert_with(Utc::now);
+            log(s, "info", format!("attempt {attempt} started"));
+        })
+        .await;
+}
+
 pub(super) async fn run_step(
     engine: &Engine,
     state: &RunState,
@@ -260,14 +275,10 @@ pub(super) async fn run_step(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        state
-            .change_step(name, |s| {
-                s.status = StepStatus::Running;
-                s.attempts = attempt;
-                s.started_at.get_or_insert_with(Utc::now);
-                log(s, "info", format!("attempt {attempt} started"));
-            })
-            .await;
+        // The scheduler marked the first attempt when it dispatched the step.
+        if attempt > 1 {
+            start_attempt(state, name, attempt).await;
+        }
         let outcome = tokio::select! {
             () = cancel.cancelled() => Err(Error::Canceled),
             done = tokio::time::timeout(timeout, attempt_step(engine, plan, prepared)) => {

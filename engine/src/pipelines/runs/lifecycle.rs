@@ -6,7 +6,21 @@ use super::*;
 impl Engine {
     /// Starts a run of the active version as a job; returns the run and
     /// whether it is new (an idempotency key seen before returns the old one).
+    /// Audited, with the door it came through (the scheduler's runs too).
     pub async fn start_run(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        request: RunRequest,
+        trigger: &str,
+    ) -> Result<(RunRecord, bool)> {
+        let target = format!("pipeline:{id_or_name}");
+        let start = self.start_run_once(principal, id_or_name, request, trigger);
+        self.audited(principal, "pipeline.run", &target, start)
+            .await
+    }
+
+    async fn start_run_once(
         &self,
         principal: &Principal,
         id_or_name: &str,
