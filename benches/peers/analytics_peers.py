@@ -13,11 +13,9 @@ writes it into Basin with `basin ingest`, then times on the same Parquet data:
 Prints each best-of-N time and the ratios (peer time / Basin time: above 1
 means Basin is faster).
 
-    python benches/peers/analytics_peers.py --rows 10000000 --basin target/release/basin
+    python benches/peers/analytics_peers.py --analytics-rows 10000000 --basin target/release/basin
 """
-import argparse
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -151,18 +149,20 @@ def best(repeat, fn):
     return min(times)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--basin", default=os.environ.get("BASIN_BINARY", str(ROOT / "target" / "release" / "basin")))
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+def add_arguments(parser):
+    parser.add_argument("--analytics-rows", type=int, default=10_000_000)
+    parser.add_argument("--analytics-repeat", type=int, default=3)
 
+
+def run(args):
+    """Times profiles and series in Basin and the peers; returns the bench rows."""
     import duckdb
     import polars as pl
+    from report import versus
 
-    path = generate(args.rows)
-    print(f"input: {path} ({args.rows:,} rows x 10 columns, {path.stat().st_size / 1e6:.0f} MB)")
+    rows, repeat = args.analytics_rows, args.analytics_repeat
+    path = generate(rows)
+    print(f"input: {path} ({rows:,} rows x 10 columns, {path.stat().st_size / 1e6:.0f} MB)")
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-analytics-"))
     try:
         data_dir = str(work / "data")
@@ -178,14 +178,14 @@ def main():
                 ("score", "numeric"), ("email", "text"),
             ]
             results = {}
-            runs = [basin.profile("events") for _ in range(args.repeat)]
+            runs = [basin.profile("events") for _ in range(repeat)]
             results["profile: basin (job wall)"] = min(r[0] for r in runs)
             results["profile: basin (engine)"] = min(r[1] for r in runs)
             con = duckdb.connect()
             results["profile: duckdb SUMMARIZE"] = best(
-                args.repeat, lambda: con.sql(f"SUMMARIZE SELECT * FROM read_parquet('{path}')").to_arrow_table())
-            results["profile: duckdb SQL"] = best(args.repeat, lambda: duckdb_profile_sql(con, path, columns))
-            results["profile: polars describe()"] = best(args.repeat, lambda: polars_describe(path))
+                repeat, lambda: con.sql(f"SUMMARIZE SELECT * FROM read_parquet('{path}')").to_arrow_table())
+            results["profile: duckdb SQL"] = best(repeat, lambda: duckdb_profile_sql(con, path, columns))
+            results["profile: polars describe()"] = best(repeat, lambda: polars_describe(path))
 
             hourly = {
                 "source": {"dataset": "events"}, "time_column": "ts", "granularity": "hour",
@@ -193,15 +193,15 @@ def main():
                 "measures": [{"agg": "count"}, {"agg": "avg", "column": "amount"}], "renew": True,
             }
             by_device = dict(hourly, dimensions=["device"])
-            results["hourly: basin"] = best(args.repeat, lambda: basin.timeseries(hourly))
-            results["hourly: duckdb"] = best(args.repeat, lambda: con.sql(
+            results["hourly: basin"] = best(repeat, lambda: basin.timeseries(hourly))
+            results["hourly: duckdb"] = best(repeat, lambda: con.sql(
                 f"SELECT time_bucket(INTERVAL '1 hour', ts) h, count(*), avg(amount) FROM read_parquet('{path}') GROUP BY h").to_arrow_table())
-            results["hourly: polars"] = best(args.repeat, lambda: pl.scan_parquet(path).group_by(
+            results["hourly: polars"] = best(repeat, lambda: pl.scan_parquet(path).group_by(
                 pl.col("ts").dt.truncate("1h")).agg(pl.len(), pl.col("amount").mean()).collect())
-            results["hourly x device: basin"] = best(args.repeat, lambda: basin.timeseries(by_device))
-            results["hourly x device: duckdb"] = best(args.repeat, lambda: con.sql(
+            results["hourly x device: basin"] = best(repeat, lambda: basin.timeseries(by_device))
+            results["hourly x device: duckdb"] = best(repeat, lambda: con.sql(
                 f"SELECT time_bucket(INTERVAL '1 hour', ts) h, device, count(*), avg(amount) FROM read_parquet('{path}') GROUP BY h, device").to_arrow_table())
-            results["hourly x device: polars"] = best(args.repeat, lambda: pl.scan_parquet(path).group_by(
+            results["hourly x device: polars"] = best(repeat, lambda: pl.scan_parquet(path).group_by(
                 pl.col("ts").dt.truncate("1h"), "device").agg(pl.len(), pl.col("amount").mean()).collect())
         finally:
             basin.stop()
@@ -210,13 +210,24 @@ def main():
 
     for label, seconds in results.items():
         print(f"{label:>34}: {seconds:7.3f} s")
-    basin_profile = results["profile: basin (job wall)"]
-    for peer in ("profile: duckdb SUMMARIZE", "profile: duckdb SQL", "profile: polars describe()"):
-        print(f"{peer} / basin: {results[peer] / basin_profile:.2f}")
+    size = f"{rows / 1e6:g}M rows"
+    duck, polars = f"duckdb {duckdb.__version__}", f"polars {pl.__version__}"
+    table = [
+        # The same figures in each: count, nulls, distinct, min, max, mean, stddev, 7 quantiles.
+        versus(f"profile {size} x 10 columns", "s", "lower", results["profile: basin (job wall)"], {
+            f"{duck} SQL": results["profile: duckdb SQL"],
+            f"{polars} describe()": results["profile: polars describe()"],
+        }, goal=1.0),
+    ]
     for kind in ("hourly", "hourly x device"):
-        for peer in ("duckdb", "polars"):
-            print(f"{kind}: {peer} / basin: {results[f'{kind}: {peer}'] / results[f'{kind}: basin']:.2f}")
+        table.append(versus(f"{kind} series, {size}", "s", "lower", results[f"{kind}: basin"], {
+            f"{duck} time_bucket": results[f"{kind}: duckdb"],
+            f"{polars} lazy": results[f"{kind}: polars"],
+        }, goal=1.0))
+    return table
 
 
 if __name__ == "__main__":
-    main()
+    import report
+
+    report.run_script(sys.modules[__name__])

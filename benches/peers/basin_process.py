@@ -38,8 +38,9 @@ def ingest(binary, data_dir, path, dataset):
     )
 
 
-def serve(binary, data_dir, extra_env=None):
-    """Starts `basin serve` on free ports; returns the process and its Flight address."""
+def start(binary, data_dir, extra_env=None):
+    """Starts `basin serve` on free ports; returns the process and its addresses
+    from the banner (`{"http": "http://…/api/v1", "flight": "grpc://…"}`)."""
     process = subprocess.Popen(
         [binary, "serve", "--data-dir", data_dir, "--http-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
@@ -47,9 +48,25 @@ def serve(binary, data_dir, extra_env=None):
         env=_env(extra_env),
         text=True,
     )
+    addresses = {}
     for line in process.stdout:
-        if line.strip().startswith("flight:"):
+        name, _, value = line.strip().partition(":")
+        if name in ("http", "flight"):
+            addresses[name] = value.strip()
+        if "flight" in addresses:
             # Keep draining stdout so the server never blocks on a full pipe.
             threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, line.split(None, 1)[1].strip()
+            return process, addresses
     raise RuntimeError("basin did not start")
+
+
+def serve(binary, data_dir, extra_env=None):
+    """Starts `basin serve`; returns the process and its Flight address."""
+    process, addresses = start(binary, data_dir, extra_env)
+    return process, addresses["flight"]
+
+
+def serve_http(binary, data_dir, extra_env=None):
+    """Starts `basin serve`; returns the process and its REST base URL (`…/api/v1`)."""
+    process, addresses = start(binary, data_dir, extra_env)
+    return process, addresses["http"]

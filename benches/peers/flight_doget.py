@@ -1,15 +1,16 @@
-"""Flight DoGet throughput: Basin vs a pyarrow in-process Flight server, same run.
+"""Flight DoGet throughput: Basin vs a pyarrow Flight server, same run.
 
 For TPC-H lineitem (tpchgen-cli Parquet) and a generated 10M-row, 10-column
-table: Basin serves the dataset from Delta, pyarrow serves the same table from
-memory. A pyarrow client reads each in full and the script prints MB/s and
-rows/s for both, their ratio, and bytes on the wire / logical bytes (the wire
-is the loopback interface's byte counter). It then times 1,000 point queries
-through Basin's Flight SQL (ADBC) and prints p50/p99.
+table: Basin serves the dataset from Delta, a pyarrow Flight server in its own
+process (pyarrow_flight_server.py) serves the same table from memory. A
+pyarrow client reads each in full and the script prints MB/s and rows/s for
+both, their ratio, and bytes on the wire / logical bytes (the wire is the
+loopback interface's byte counter), and ADBC's throughput reading the same
+dataset. It then times prepared point queries through Basin's Flight SQL
+(ADBC) on TPC-H `orders` and on the 10M-row table, and prints p50/p99.
 
     python benches/peers/flight_doget.py --basin target/release/basin --scale 1
 """
-import argparse
 import pathlib
 import statistics
 import subprocess
@@ -26,14 +27,14 @@ from basin_process import adbc_login, bearer_header, ingest, serve
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def lineitem_parquet(scale: float) -> pathlib.Path:
+def tpch_parquet(scale: float, table: str) -> pathlib.Path:
     out = ROOT / "benches" / "data" / f"tpch_sf{scale:g}"
-    path = out / "lineitem.parquet"
+    path = out / f"{table}.parquet"
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         tpchgen = pathlib.Path(sys.executable).parent / "tpchgen-cli"
         subprocess.run(
-            [str(tpchgen), "parquet", "-s", str(scale), "--tables", "lineitem", "--output-dir", str(out)],
+            [str(tpchgen), "parquet", "-s", str(scale), "--tables", table, "--output-dir", str(out)],
             check=True,
         )
     return path
@@ -100,78 +101,118 @@ def measure(label, client, ticket, options, repeat):
     return elapsed, rows, nbytes, wire
 
 
-def plain_strings(table: pa.Table) -> pa.Table:
-    """The types Basin sends: string views (as tpchgen-cli writes) become strings."""
-    fields = [
-        pa.field(f.name, pa.string(), f.nullable) if f.type == pa.string_view() else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields))
+def pyarrow_server(sources):
+    """Starts the peer server in its own process; returns it and its address."""
+    script = pathlib.Path(__file__).with_name("pyarrow_flight_server.py")
+    process = subprocess.Popen(
+        [sys.executable, str(script), *(f"{name}={path}" for name, path in sources.items())],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if not line.startswith("port "):
+        process.kill()
+        raise RuntimeError("the pyarrow Flight server did not start")
+    return process, f"grpc://127.0.0.1:{line.split()[1]}"
 
 
-class MemoryServer(flight.FlightServerBase):
-    def __init__(self, tables):
-        super().__init__("grpc://127.0.0.1:0")
-        self.tables = tables
-
-    def do_get(self, context, ticket):
-        return flight.RecordBatchStream(self.tables[ticket.ticket.decode()])
-
-
-def point_queries(address, key_max, calls):
+def adbc_read(address, dataset, repeat):
+    """Reads a whole dataset through ADBC; returns the best time and its logical bytes."""
     import adbc_driver_flightsql.dbapi as flightsql
 
-    kwargs = adbc_login()
-    latencies = []
-    with flightsql.connect(address, db_kwargs=kwargs, autocommit=True) as conn:
+    best = None
+    with flightsql.connect(address, db_kwargs=adbc_login(), autocommit=True) as conn:
         with conn.cursor() as cur:
-            rng = np.random.default_rng(7)
-            for key in rng.integers(0, key_max, calls):
+            for _ in range(repeat):
                 start = time.perf_counter()
-                cur.execute("SELECT * FROM wide WHERE id = ?", parameters=(int(key),))
+                cur.execute(f"SELECT * FROM {dataset}")
+                table = cur.fetch_arrow_table()
+                elapsed = time.perf_counter() - start
+                if best is None or elapsed < best[0]:
+                    best = (elapsed, table.nbytes)
+    print(f"  adbc     {best[1] / 1e6:>8.0f} MB in {best[0]:6.2f} s: {best[1] / 1e6 / best[0]:7.0f} MB/s")
+    return best
+
+
+def point_queries(address, sql, keys):
+    """Times one prepared lookup per key (each finds one row); returns p50 and p99 in ms."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    latencies = []
+    with flightsql.connect(address, db_kwargs=adbc_login(), autocommit=True) as conn:
+        with conn.cursor() as cur:
+            for key in keys:
+                start = time.perf_counter()
+                cur.execute(sql, parameters=(int(key),))
                 rows = cur.fetchall()
                 latencies.append(time.perf_counter() - start)
-                assert len(rows) == 1
+                assert len(rows) == 1, f"{sql} with {key}: {len(rows)} rows"
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"  point query (ADBC, prepared, 1 row of 10M): p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {statistics.mean(latencies) * 1000:.2f} ms")
+    print(f"  {sql}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {statistics.mean(latencies) * 1000:.2f} ms")
+    return p50, p99
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--basin", default=str(ROOT / "target" / "release" / "basin"))
-    parser.add_argument("--scale", type=float, default=1.0)
+def add_arguments(parser):
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--flight-repeat", type=int, default=3)
     parser.add_argument("--calls", type=int, default=1000)
-    args = parser.parse_args()
 
-    sources = {"lineitem": lineitem_parquet(args.scale), "wide": wide_parquet(args.rows)}
+
+def run(args):
+    """Measures reads and point lookups; returns the bench rows."""
+    from report import Row, bound
+
+    sources = {
+        "lineitem": tpch_parquet(args.scale, "lineitem"),
+        "wide": wide_parquet(args.rows),
+    }
+    orders = tpch_parquet(args.scale, "orders")
+    rows = []
     with tempfile.TemporaryDirectory() as data_dir:
-        for name, path in sources.items():
+        for name, path in [*sources.items(), ("orders", orders)]:
             ingest(args.basin, data_dir, path, name)
         basin, address = serve(args.basin, data_dir)
+        peer_process, peer_address = pyarrow_server(sources)
         try:
-            memory = MemoryServer({name: plain_strings(pq.read_table(path)) for name, path in sources.items()})
-            peer = flight.FlightClient(f"grpc://127.0.0.1:{memory.port}")
+            peer = flight.FlightClient(peer_address)
             client = flight.FlightClient(address)
             options = flight.FlightCallOptions(headers=[bearer_header(address)])
             for name in sources:
                 print(f"{name}:")
                 info = client.get_flight_info(flight.FlightDescriptor.for_path(name), options)
-                b = measure("basin", client, info.endpoints[0].ticket, options, args.repeat)
-                p = measure("pyarrow", peer, flight.Ticket(name.encode()), flight.FlightCallOptions(), args.repeat)
+                b = measure("basin", client, info.endpoints[0].ticket, options, args.flight_repeat)
+                p = measure("pyarrow", peer, flight.Ticket(name.encode()), flight.FlightCallOptions(), args.flight_repeat)
+                a = adbc_read(address, name, args.flight_repeat)
+                assert b[1] == p[1], f"{name}: basin sent {b[1]} rows, pyarrow {p[1]}"
                 print(
                     f"  ratio basin/pyarrow: {p[0] / b[0]:.2f} (rows/s); "
                     f"wire/logical basin {b[3] / b[2]:.3f}, pyarrow {p[3] / p[2]:.3f}"
                 )
-            point_queries(address, args.rows, args.calls)
-            memory.shutdown()
+                label = f"Flight read {name} ({b[1]:,} rows)"
+                rows.append(Row(label, "MB/s", b[2] / 1e6 / b[0], "higher", f"pyarrow {pa.__version__} server", p[2] / 1e6 / p[0], goal=1.2))
+                rows.append(bound(f"{label}: wire / logical", "x", "lower", b[3] / b[2], goal=1.05))
+                rows.append(bound(f"{label}: through ADBC", "MB/s", "higher", a[1] / 1e6 / a[0]))
+            rng = np.random.default_rng(7)
+            order_keys = pq.read_table(orders, columns=["o_orderkey"]).column(0).to_numpy()
+            lookups = [
+                ("orders", "SELECT * FROM orders WHERE o_orderkey = ?", rng.choice(order_keys, args.calls)),
+                ("wide", "SELECT * FROM wide WHERE id = ?", rng.integers(0, args.rows, args.calls)),
+            ]
+            for name, sql, keys in lookups:
+                p50, p99 = point_queries(address, sql, keys)
+                label = f"point lookup {name} (ADBC, prepared)"
+                rows.append(bound(f"{label} p50", "ms", "lower", p50, goal=5))
+                rows.append(bound(f"{label} p99", "ms", "lower", p99, goal=15))
         finally:
+            peer_process.kill()
             basin.terminate()
             basin.wait(timeout=30)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    import report
+
+    report.run_script(sys.modules[__name__])

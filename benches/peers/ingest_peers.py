@@ -6,7 +6,6 @@ ratios, and Basin's peak RSS.
 
     python benches/peers/ingest_peers.py --scale 1 --basin target/release/basin
 """
-import argparse
 import pathlib
 import resource
 import shutil
@@ -61,12 +60,13 @@ def run_polars(csv: pathlib.Path, work: pathlib.Path):
     pl.scan_csv(csv).sink_parquet(work / "polars.parquet")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--basin", default=str(ROOT / "target" / "release" / "basin"))
+def add_arguments(parser):
     parser.add_argument("--repeat", type=int, default=1)
-    args = parser.parse_args()
+
+
+def run(args):
+    """Times the three conversions; returns the bench rows."""
+    from report import bound, versus
 
     csv = generate(args.scale)
     size_mb = csv.stat().st_size / 1e6
@@ -85,13 +85,32 @@ def main():
                 shutil.rmtree(work, ignore_errors=True)
             results[label] = min(results.get(label, float("inf")), elapsed)
 
+    # The peers run in this process; the only child is Basin.
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     for label, elapsed in results.items():
         print(f"{label:>7}: {elapsed:6.2f} s  {size_mb / elapsed:7.1f} MB/s")
-    for peer in ("duckdb", "polars"):
-        print(f"basin/{peer} throughput ratio: {results[peer] / results['basin']:.2f}")
     print(f"basin peak RSS: {peak_rss_mb:.0f} MB (input {size_mb:.0f} MB)")
+    import duckdb
+    import polars
+
+    throughput = {label: size_mb / elapsed for label, elapsed in results.items()}
+    return [
+        versus(
+            f"ingest CSV -> dataset, lineitem SF{args.scale:g}",
+            "MB/s",
+            "higher",
+            throughput["basin"],
+            {
+                f"duckdb {duckdb.__version__} COPY": throughput["duckdb"],
+                f"polars {polars.__version__} sink_parquet": throughput["polars"],
+            },
+            goal=1.0,
+        ),
+        bound("ingest peak RSS", "MB", "lower", peak_rss_mb, goal=round(size_mb * 0.25)),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    import report
+
+    report.run_script(sys.modules[__name__])

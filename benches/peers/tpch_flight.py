@@ -8,7 +8,6 @@ per-query times (best of --repeat), geometric means and their ratios.
 
     python benches/peers/tpch_flight.py --basin target/release/basin --scale 1
 """
-import argparse
 import math
 import pathlib
 import subprocess
@@ -52,13 +51,15 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--basin", default=str(ROOT / "target" / "release" / "basin"))
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=2)
+def add_arguments(parser):
+    parser.add_argument("--tpch-repeat", type=int, default=2, help="runs per query; the best counts")
     parser.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,18")
-    args = parser.parse_args()
+
+
+def run(args):
+    """Runs the queries in the three systems; returns the bench rows."""
+    from report import Row
+
     if "-" in args.queries:
         lo, hi = args.queries.split("-")
         numbers = list(range(int(lo), int(hi) + 1))
@@ -78,6 +79,7 @@ def main():
         df.register_parquet(table, str(path))
 
     results = {}
+    mismatched = []
     with tempfile.TemporaryDirectory() as data_dir:
         for table, path in paths.items():
             ingest(args.basin, data_dir, path, table)
@@ -89,7 +91,7 @@ def main():
 
                 def run_basin(sql):
                     cur.execute(sql)
-                    return cur.to_arrow_table().num_rows
+                    return cur.fetch_arrow_table().num_rows
 
                 print(f"{'query':>5} {'basin s':>9} {'duckdb s':>9} {'datafusion s':>13} {'rows':>6}")
                 for q in numbers:
@@ -98,10 +100,11 @@ def main():
                     duck_rows = len(duck.sql(sql).fetchall())
                     df_rows = df.sql(sql).to_arrow_table().num_rows
                     if not rows == duck_rows == df_rows:
+                        mismatched.append(q)
                         print(f"  q{q}: row counts differ: basin {rows}, duckdb {duck_rows}, datafusion {df_rows}")
-                    b = best_of(args.repeat, lambda: run_basin(sql))
-                    d = best_of(args.repeat, lambda: duck.sql(sql).to_arrow_table())
-                    f = best_of(args.repeat, lambda: df.sql(sql).to_arrow_table())
+                    b = best_of(args.tpch_repeat, lambda: run_basin(sql))
+                    d = best_of(args.tpch_repeat, lambda: duck.sql(sql).to_arrow_table())
+                    f = best_of(args.tpch_repeat, lambda: df.sql(sql).to_arrow_table())
                     results[q] = (b, d, f)
                     print(f"{q:>5} {b:>9.3f} {d:>9.3f} {f:>13.3f} {rows:>6}", flush=True)
         finally:
@@ -113,7 +116,18 @@ def main():
     print(f"ratios   basin/duckdb {b / d:.2f}, basin/datafusion {b / f:.2f}, datafusion/duckdb {f / d:.2f}")
     worst = sorted(results, key=lambda q: results[q][0] / results[q][1], reverse=True)[:3]
     print("worst basin/duckdb: " + ", ".join(f"q{q} {results[q][0] / results[q][1]:.2f}" for q in worst))
+    if mismatched:
+        raise SystemExit(f"TPC-H row counts differ for {mismatched}: the figures would compare different answers")
+    label = f"TPC-H SF{args.scale:g} geomean, {len(results)} queries (ADBC)"
+    return [
+        # Goal: geomean <= 1.2x DuckDB's.
+        Row(label, "s", b, "lower", f"duckdb {duckdb.__version__}", d, goal=round(1 / 1.2, 2)),
+        # Goal: what Basin adds on top of DataFusion <= 1.05x.
+        Row(label, "s", b, "lower", f"datafusion-python {datafusion.__version__}", f, goal=round(1 / 1.05, 2)),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    import report
+
+    report.run_script(sys.modules[__name__])

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
+use axum::serve::ListenerExt;
 use basin_engine::identity::AuthSettings;
 use basin_engine::identity::secrets::KeySource;
 use basin_engine::identity::throttle::RateLimit;
@@ -174,8 +175,15 @@ impl Application {
     ) -> anyhow::Result<()> {
         let router = basin_http_api::router(self.state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // TCP_NODELAY, as for Flight: otherwise a small answer can wait for
+        // the client's delayed ACK (about 40 ms on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
