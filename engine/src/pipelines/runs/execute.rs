@@ -242,7 +242,6 @@ pub(super) async fn execute(
     }
 }
 
-/// Runs one step with its retries; the error is the last attempt's, as the run shows it.
 /// Marks attempt `attempt` of step `name` running. The first attempt is
 /// marked as the scheduler dispatches the step, before it awaits any step,
 /// so steps started together have start times before any of them ended.
@@ -257,6 +256,7 @@ async fn start_attempt(state: &RunState, name: &str, attempt: u32) {
         .await;
 }
 
+/// Runs one step with its retries; the error is the last attempt's, as the run shows it.
 pub(super) async fn run_step(
     engine: &Engine,
     state: &RunState,
