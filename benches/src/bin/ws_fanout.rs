@@ -1,6 +1,6 @@
 //! WebSocket fan-out: event delivery latency to many subscribers, and the
 //! server memory of many idle connections. Driven by
-//! `benches/peers/ws_fanout.sh`.
+//! `benches/peers/ws_fanout.py` (the `ws` suite of `benches/run.sh`).
 //!
 //! Starts `basin serve` on a fresh data directory, creates a pipeline of
 //! `--steps` independent ephemeral steps, opens `--subscribers` WebSockets
