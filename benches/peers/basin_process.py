@@ -2,10 +2,16 @@
 import os
 import subprocess
 import threading
+import time
+import urllib.request
 
 ADMIN_PASSWORD = "bench-root-password-0123"
 # Benchmarks measure the engine, not the limiter.
 NO_RATE_LIMITS = {"BASIN_RATE_LIMIT_PER_IP": "0", "BASIN_RATE_LIMIT_PER_USER": "0"}
+# They measure computing answers: repeated queries would otherwise be answered
+# from the result cache. A suite that measures the cache turns it back on.
+NO_RESULT_CACHE = {"BASIN_QUERY_RESULT_CACHE": "0"}
+RESULT_CACHE_ON = {"BASIN_QUERY_RESULT_CACHE": "64MiB"}
 
 
 def adbc_login():
@@ -24,6 +30,7 @@ def _env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASIN_")}
     env["BASIN_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     env.update(NO_RATE_LIMITS)
+    env.update(NO_RESULT_CACHE)
     env.update(extra or {})
     return env
 
@@ -70,3 +77,18 @@ def serve_http(binary, data_dir, extra_env=None):
     """Starts `basin serve`; returns the process and its REST base URL (`…/api/v1`)."""
     process, addresses = start(binary, data_dir, extra_env)
     return process, addresses["http"]
+
+
+def wait_accelerated(addresses, count, timeout=300):
+    """Waits until the server at `addresses` (from `start`) has loaded `count`
+    dataset versions into memory, by its `basin_acceleration_loads_total`."""
+    url = addresses["http"].replace("/api/v1", "/metrics")
+    deadline = time.monotonic() + timeout
+    while True:
+        text = urllib.request.urlopen(url).read().decode()
+        loads = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("basin_acceleration_loads_total")]
+        if loads and loads[0] >= count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} datasets were not accelerated within {timeout} s")
+        time.sleep(0.2)

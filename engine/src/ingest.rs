@@ -454,6 +454,8 @@ impl Engine {
             description: options.description.clone(),
             tags: options.tags.clone(),
             add_columns: false,
+            // A file's rows keep its order: sorted or time-ordered files prune.
+            in_input_order: true,
         };
         let (snapshot, rows_written) = match self
             .commit_frame(target, frame, Expected::Bytes(bytes_read), progress.clone())

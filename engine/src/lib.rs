@@ -69,6 +69,10 @@ pub struct EngineConfig {
     pub pipeline_parallelism: usize,
     /// How long events are kept for clients catching up.
     pub event_retention: Duration,
+    /// Bytes of query answers the result cache may hold; zero turns it off.
+    pub result_cache_bytes: u64,
+    /// Bytes of decoded dataset versions kept in memory; zero turns acceleration off.
+    pub acceleration_bytes: u64,
 }
 
 impl EngineConfig {
@@ -88,9 +92,15 @@ impl EngineConfig {
             secrets_key: KeySource::File,
             pipeline_parallelism: 4,
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            result_cache_bytes: DEFAULT_RESULT_CACHE_BYTES,
+            acceleration_bytes: 0,
         }
     }
 }
+
+/// The result cache's budget unless configured: room for many dashboard
+/// answers, little next to a query's working memory.
+pub const DEFAULT_RESULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// Profiles that compute at once: each holds its sketches and row hashes in
 /// memory and keeps the CPU runtime busy on its own.
@@ -125,6 +135,8 @@ struct Inner {
     io: tokio::runtime::Handle,
     /// Stops background tasks (the scheduler) at shutdown.
     background: tokio_util::sync::CancellationToken,
+    /// Query answers by the versions of the datasets they read; `None` when off.
+    result_cache: Option<sql::results::ResultCache>,
     /// Time-series answers by dataset version.
     timeseries_cache: analytics::series::ResponseCache,
     /// After-write check runs in flight.
@@ -188,9 +200,16 @@ impl Engine {
             }
         }
         let target_partitions = config.cpu_threads.max(1);
-        let sessions =
-            SessionFactory::new(catalog.clone(), config.memory_limit, target_partitions)?;
         let executor = Executor::new(config.cpu_threads)?;
+        let sessions = SessionFactory::new(
+            catalog.clone(),
+            sql::contexts::SessionLimits {
+                memory_limit: config.memory_limit,
+                target_partitions,
+                acceleration_bytes: config.acceleration_bytes,
+            },
+            executor.handle().clone(),
+        )?;
         let data_key = identity::secrets::load_data_key(
             &config.data_dir,
             &config.secrets_key,
@@ -215,6 +234,7 @@ impl Engine {
         let events = runtime::events::EventBus::start(catalog.clone());
         let url_allowlist = UrlAllowlist::new(&config.allowed_urls)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let result_cache = sql::results::ResultCache::new(config.result_cache_bytes);
         let engine = Self {
             inner: Arc::new(Inner {
                 config,
@@ -233,6 +253,7 @@ impl Engine {
                 sources: sources::connections::SourceCache::default(),
                 io: tokio::runtime::Handle::current(),
                 background: tokio_util::sync::CancellationToken::new(),
+                result_cache,
                 timeseries_cache: analytics::series::ResponseCache::default(),
                 after_write_runs: analytics::quality::AfterWriteRuns::default(),
                 profile_slots: tokio::sync::Semaphore::new(PROFILES_AT_ONCE),
@@ -337,6 +358,10 @@ impl Engine {
     /// The CPU runtime.
     pub fn executor(&self) -> &Executor {
         &self.inner.executor
+    }
+
+    pub(crate) fn result_cache(&self) -> Option<&sql::results::ResultCache> {
+        self.inner.result_cache.as_ref()
     }
 
     pub(crate) fn inner_timeseries_cache(&self) -> &analytics::series::ResponseCache {

@@ -67,6 +67,8 @@ struct QueryMeta {
     planning_ms: u64,
     /// Rows in `data`.
     row_count: u64,
+    /// Whether the answer came from the result cache.
+    cache: basin_engine::sql::results::CacheOutcome,
 }
 
 /// `meta` of a dataset page.
@@ -353,6 +355,7 @@ mod tests {
     async fn json_results_have_the_documented_shape() {
         let mut meta = Map::new();
         meta.insert("planning_ms".into(), json!(3));
+        meta.insert("cache".into(), json!("miss"));
         let query: QueryResult = serde_json::from_slice(&json_of(meta).await).unwrap();
         assert_eq!(query.meta.row_count, 2);
         assert_eq!(query.data.columns[1].name, "city");

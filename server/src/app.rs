@@ -66,6 +66,8 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         .memory_limit
         .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
     engine.query_timeout = config.query.timeout;
+    engine.result_cache_bytes = config.query.result_cache;
+    engine.acceleration_bytes = config.query.acceleration;
     engine.pipeline_parallelism = config.pipelines.max_parallel_steps;
     engine.event_retention = config.pipelines.event_retention;
     engine.max_ingest_bytes = config.ingest.max_bytes;

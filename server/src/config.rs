@@ -71,6 +71,8 @@ pub const KEYS: &[&str] = &[
     "ingest.max_bytes",
     "query.memory_limit",
     "query.timeout",
+    "query.result_cache",
+    "query.acceleration",
     "pipelines.max_parallel_steps",
     "pipelines.event_retention",
     "pipelines.ws_heartbeat",
@@ -287,6 +289,12 @@ pub struct QueryConfig {
     /// Default query deadline.
     #[serde(default = "default_query_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Memory for answers kept by the versions of the datasets they read; `0` turns the cache off.
+    #[serde(default = "default_result_cache", deserialize_with = "size_or_off")]
+    pub result_cache: u64,
+    /// Memory for decoded dataset versions read often enough; `0` (the default) turns acceleration off.
+    #[serde(default, deserialize_with = "size_or_off")]
+    pub acceleration: u64,
 }
 
 /// `[pipelines]`.
@@ -367,6 +375,9 @@ fn default_shutdown_timeout() -> Duration {
 }
 fn default_max_ingest() -> u64 {
     64 << 30
+}
+fn default_result_cache() -> u64 {
+    basin_engine::DEFAULT_RESULT_CACHE_BYTES
 }
 fn default_query_timeout() -> Duration {
     Duration::from_secs(300)
@@ -464,6 +475,8 @@ impl Default for QueryConfig {
         Self {
             memory_limit: None,
             timeout: default_query_timeout(),
+            result_cache: default_result_cache(),
+            acceleration: 0,
         }
     }
 }
@@ -538,6 +551,15 @@ fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumberOrText::deserialize(d)? {
         NumberOrText::Number(0) => Err(serde::de::Error::custom("size must be positive")),
         NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(t) => parse_byte_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A size that may be `0` (or `"0"`), which turns what it sizes off.
+fn size_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(t) if t.trim() == "0" => Ok(0),
         NumberOrText::Text(t) => parse_byte_size(&t).map_err(serde::de::Error::custom),
     }
 }

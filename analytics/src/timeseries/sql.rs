@@ -8,7 +8,12 @@ use super::*;
 // ---------------------------------------------------------------------------
 
 pub(super) fn zoned_type(tz: &str) -> String {
-    format!("Timestamp(Nanosecond, Some(\"{tz}\"))")
+    zoned_type_in(TimeUnit::Nanosecond, tz)
+}
+
+/// A zoned timestamp type in `unit`, as `arrow_cast` spells it.
+pub(super) fn zoned_type_in(unit: TimeUnit, tz: &str) -> String {
+    format!("Timestamp({unit:?}, Some(\"{tz}\"))")
 }
 
 /// A timestamp literal for the instant `t`. A zoned one is needed to compare
@@ -28,12 +33,18 @@ pub(super) fn timestamp_literal(t: DateTime<Tz>, zoned: bool) -> String {
 }
 
 /// The bucket of a calendar unit: DataFusion truncates a zoned timestamp in
-/// its local time, resolving DST like [`local_time`].
-pub(super) fn calendar_bucket_sql(unit: CalendarUnit, instant: &str, tz: Tz) -> String {
+/// its local time, resolving DST like [`local_time`]. `instant` is in
+/// `time_unit`; keeping it (only the zone changes) spares a cast of every row.
+pub(super) fn calendar_bucket_sql(
+    unit: CalendarUnit,
+    instant: &str,
+    tz: Tz,
+    time_unit: TimeUnit,
+) -> String {
     format!(
         "date_trunc('{}', arrow_cast({instant}, '{}'))",
         unit.name(),
-        zoned_type(tz.name())
+        zoned_type_in(time_unit, tz.name())
     )
 }
 
@@ -377,11 +388,20 @@ pub(super) struct Query<'a> {
 impl Query<'_> {
     fn bucket_sql(&self, origin: DateTime<Tz>) -> String {
         let column = &self.time_column;
+        // Buckets are computed in the column's own unit: a literal in another
+        // would have DataFusion cast every row to it first.
+        let time_unit = match &self.time_type {
+            DataType::Timestamp(unit, _) => *unit,
+            _ => TimeUnit::Nanosecond,
+        };
         let instant = match &self.time_type {
             DataType::Timestamp(_, Some(_)) => column.clone(),
             // Naive timestamps are UTC instants.
             DataType::Timestamp(_, None) => {
-                format!("arrow_cast({column}, '{}')", zoned_type("UTC"))
+                format!(
+                    "arrow_cast({column}, '{}')",
+                    zoned_type_in(time_unit, "UTC")
+                )
             }
             // A date is a local calendar day: its midnight in the request's zone.
             _ => format!(
@@ -391,10 +411,11 @@ impl Query<'_> {
         };
         match self.granularity {
             Granularity::Fixed { seconds } => format!(
-                "date_bin(INTERVAL '{seconds} seconds', {instant}, {})",
-                timestamp_literal(origin, true)
+                "date_bin(INTERVAL '{seconds} seconds', {instant}, arrow_cast({}, '{}'))",
+                timestamp_literal(origin, false),
+                zoned_type_in(time_unit, "UTC")
             ),
-            Granularity::Calendar(unit) => calendar_bucket_sql(unit, &instant, self.tz),
+            Granularity::Calendar(unit) => calendar_bucket_sql(unit, &instant, self.tz, time_unit),
         }
     }
 

@@ -269,7 +269,7 @@ fn sql_quotes_identifiers_and_escapes_literals() {
     }));
     let sql = plan.sql();
     for expected in [
-        r#"date_trunc('day', arrow_cast("ts", 'Timestamp(Nanosecond, Some("Europe/Berlin"))')) AS "__bucket""#,
+        r#"date_trunc('day', arrow_cast("ts", 'Timestamp(Microsecond, Some("Europe/Berlin"))')) AS "__bucket""#,
         r#""device" AS "d0""#,
         r#""we""ird" AS "d1""#,
         r#"sum("amount") AS "m0""#,
@@ -282,7 +282,7 @@ fn sql_quotes_identifiers_and_escapes_literals() {
         r#"("amount" > 10 OR (NOT "city" IN ('Köln', 'Bonn')))"#,
         r#"strpos("city", '50%') > 0"#,
         r#""ts" >= arrow_cast(TIMESTAMP '2026-01-01T23:00:00Z', 'Timestamp(Nanosecond, Some("UTC"))')"#,
-        r#"GROUP BY date_trunc('day', arrow_cast("ts", 'Timestamp(Nanosecond, Some("Europe/Berlin"))')), "device", "we""ird""#,
+        r#"GROUP BY date_trunc('day', arrow_cast("ts", 'Timestamp(Microsecond, Some("Europe/Berlin"))')), "device", "we""ird""#,
     ] {
         assert!(sql.contains(expected), "missing {expected} in\n{sql}");
     }
@@ -296,14 +296,14 @@ fn sql_quotes_identifiers_and_escapes_literals() {
 fn sql_bins_fixed_widths_from_the_range_start() {
     let plan = planned(json!({"granularity": "hour"}));
     assert!(plan.sql().contains(
-        r#"date_bin(INTERVAL '3600 seconds', "ts", arrow_cast(TIMESTAMP '2026-01-01T00:00:00Z', 'Timestamp(Nanosecond, Some("UTC"))')) AS "__bucket""#
+        r#"date_bin(INTERVAL '3600 seconds', "ts", arrow_cast(TIMESTAMP '2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some("UTC"))')) AS "__bucket""#
     ), "{}", plan.sql());
     assert_eq!(plan.bucket_count(), 5 * 24);
 
     let naive = planned(json!({"granularity": "15 minutes", "time_column": "naive"}));
     let sql = naive.sql();
     assert!(sql.contains(
-        r#"date_bin(INTERVAL '900 seconds', arrow_cast("naive", 'Timestamp(Nanosecond, Some("UTC"))'), "#
+        r#"date_bin(INTERVAL '900 seconds', arrow_cast("naive", 'Timestamp(Millisecond, Some("UTC"))'), arrow_cast(TIMESTAMP '2026-01-01T00:00:00Z', 'Timestamp(Millisecond, Some("UTC"))'))"#
     ), "{sql}");
     assert!(
         sql.contains(r#""naive" >= TIMESTAMP '2026-01-01T00:00:00Z'"#),

@@ -3,11 +3,12 @@
 //! The Delta log is the truth for data and versions; the catalog row caches
 //! the figures listings need and holds what Delta does not (description, tags).
 //!
-//! Around the table: [`write`] is the one path every write takes (ingest,
+//! Around the table: [`acceleration`] keeps hot versions in memory, [`write`] is the one path every write takes (ingest,
 //! SQL, syncs, pipelines, Flight), [`conform`] fits incoming columns to a
 //! dataset's, [`schema`] and [`history`] model, diff and record schemas, and
 //! [`portable`] turns scan types into those every client reads.
 
+pub mod acceleration;
 pub mod conform;
 pub mod history;
 pub mod portable;

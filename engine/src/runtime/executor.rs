@@ -40,7 +40,8 @@ impl Executor {
         })
     }
 
-    fn handle(&self) -> &tokio::runtime::Handle {
+    /// The CPU runtime's handle, for work that outlives its caller (loading an accelerated dataset).
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         self.runtime
             .as_ref()
             .expect("runtime lives until drop")

@@ -439,6 +439,7 @@ impl Engine {
                     description: None,
                     tags: Vec::new(),
                     add_columns: false,
+                    in_input_order: false,
                 };
                 let (snapshot, rows) = self
                     .commit_frame(target, combined, expected, Some(progress))
@@ -458,6 +459,7 @@ impl Engine {
                     description: Some(format!("synced from {}.{}", record.name, plan.stream)),
                     tags: vec![format!("connection:{}", record.name)],
                     add_columns,
+                    in_input_order: false,
                 };
                 let (snapshot, rows) = self
                     .commit_frame(target, frame, expected, Some(progress))

@@ -1,8 +1,11 @@
 //! The one [`SessionFactory`]: it owns the shared `RuntimeEnv` (memory pool,
 //! object stores) and hands every query a fresh `SessionContext` in which each
-//! live dataset is a table, as `name` and as `basin.public.name`.
+//! live dataset is a table, as `name` and as `basin.public.name`. Each
+//! context keeps a [`ReadLog`] of the datasets and views its plans resolved,
+//! which the result cache keys answers by.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider, TableProvider};
@@ -12,7 +15,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake_core::delta_datafusion::planner::DeltaPlanner;
 
-use crate::catalog::CatalogStore;
+use crate::catalog::{CatalogStore, DatasetRecord};
+use crate::datasets::acceleration::{Acceleration, DatasetVersion};
 use crate::datasets::open_table;
 use crate::identity::Principal;
 use basin_sql::{CATALOG_NAME, SCHEMA_NAME};
@@ -26,6 +30,18 @@ pub struct SessionFactory {
     catalog: Arc<dyn CatalogStore>,
     target_partitions: usize,
     providers: Arc<ProviderCache>,
+    acceleration: Option<Acceleration>,
+}
+
+/// What bounds the queries of a [`SessionFactory`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// What all running queries (and accelerated datasets) may hold; unbounded when `None`.
+    pub memory_limit: Option<usize>,
+    /// Partitions a query's scans and joins are split into.
+    pub target_partitions: usize,
+    /// Bytes of decoded dataset versions kept in memory; zero turns acceleration off.
+    pub acceleration_bytes: u64,
 }
 
 /// Most datasets whose opened tables are kept.
@@ -68,24 +84,27 @@ impl ProviderCache {
 }
 
 impl SessionFactory {
-    /// Builds the shared runtime; `memory_limit` caps what all running queries may hold.
+    /// Builds the shared runtime within `limits`; accelerated datasets load on `cpu`.
     pub fn new(
         catalog: Arc<dyn CatalogStore>,
-        memory_limit: Option<usize>,
-        target_partitions: usize,
+        limits: SessionLimits,
+        cpu: tokio::runtime::Handle,
     ) -> Result<Self> {
         let mut builder = RuntimeEnvBuilder::new();
-        if let Some(limit) = memory_limit {
+        if let Some(limit) = limits.memory_limit {
             builder = builder.with_memory_limit(limit, 1.0);
         }
         let runtime = builder
             .build_arc()
             .map_err(|e| Error::internal("runtime env", e))?;
+        let acceleration =
+            Acceleration::new(limits.acceleration_bytes, runtime.memory_pool.clone(), cpu);
         Ok(Self {
             runtime,
             catalog,
-            target_partitions: target_partitions.max(1),
+            target_partitions: limits.target_partitions.max(1),
             providers: Arc::default(),
+            acceleration,
         })
     }
 
@@ -112,6 +131,38 @@ impl SessionFactory {
         SessionContext::new_with_state(state)
     }
 
+    /// A dataset's table at its catalog version: in memory when accelerated,
+    /// otherwise its Delta table (opened once per version).
+    pub(crate) async fn dataset_provider(
+        &self,
+        record: &DatasetRecord,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let provider = match self.providers.get(&record.id, record.version) {
+            Some(provider) => provider,
+            None => {
+                let table = open_table(&record.location, None).await?;
+                let provider = table.table_provider().await?;
+                self.providers
+                    .put(&record.id, record.version, provider.clone());
+                provider
+            }
+        };
+        if let Some(acceleration) = &self.acceleration {
+            let version = DatasetVersion {
+                id: &record.id,
+                name: &record.name,
+                version: record.version,
+                size_bytes: record.size_bytes,
+            };
+            if let Some(accelerated) =
+                acceleration.table(version, &provider, || self.file_context())
+            {
+                return Ok(accelerated);
+            }
+        }
+        Ok(provider)
+    }
+
     /// The runtime every context shares (memory pool, object stores).
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
         self.runtime.clone()
@@ -125,7 +176,7 @@ impl SessionFactory {
     /// A context in which every live dataset `principal` may read is a table;
     /// the others do not exist for its queries.
     pub async fn context(&self, principal: &Principal) -> Result<SessionContext> {
-        self.context_at_depth(principal, 0).await
+        self.context_at_depth(principal, 0, Arc::default()).await
     }
 
     /// A context for planning a stored view that is `depth` views deep.
@@ -133,6 +184,7 @@ impl SessionFactory {
         &self,
         principal: &Principal,
         depth: usize,
+        reads: Arc<ReadLog>,
     ) -> Result<SessionContext> {
         let mut names = self.catalog.live_dataset_names().await?;
         names.retain(|name| principal.can_see_dataset(name));
@@ -152,10 +204,10 @@ impl SessionFactory {
                     views,
                     overlay: std::sync::RwLock::default(),
                     catalog: self.catalog.clone(),
-                    providers: self.providers.clone(),
                     factory: self.clone(),
                     principal: principal.clone(),
                     depth,
+                    reads,
                 }),
             )
             .map_err(|e| Error::internal("session", e))?;
@@ -176,10 +228,56 @@ struct DatasetSchema {
     views: std::collections::HashMap<String, String>,
     overlay: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn TableProvider>>>,
     catalog: Arc<dyn CatalogStore>,
-    providers: Arc<ProviderCache>,
     factory: SessionFactory,
     principal: Principal,
     depth: usize,
+    /// Shared with the contexts of the views this one's plans read.
+    reads: Arc<ReadLog>,
+}
+
+/// What the plans of one query context resolved in `basin.public`, views'
+/// plans included: the facts an answer stays true for.
+#[derive(Debug, Default)]
+pub(crate) struct ReadLog {
+    reads: Mutex<Reads>,
+}
+
+/// The datasets and views a query read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Reads {
+    /// Dataset name → (id, catalog version) as resolved.
+    pub(crate) datasets: BTreeMap<String, (String, i64)>,
+    /// View name → its SQL as resolved.
+    pub(crate) views: BTreeMap<String, String>,
+    /// A view read something whose answer may change without a dataset
+    /// version changing (a connection, `now()`, the information schema).
+    pub(crate) unstable: bool,
+}
+
+impl ReadLog {
+    fn update(&self, change: impl FnOnce(&mut Reads)) {
+        if let Ok(mut reads) = self.reads.lock() {
+            change(&mut reads);
+        }
+    }
+
+    /// What has been resolved so far.
+    pub(crate) fn snapshot(&self) -> Reads {
+        self.reads
+            .lock()
+            .map(|reads| reads.clone())
+            .unwrap_or_else(|_| Reads {
+                unstable: true,
+                ..Reads::default()
+            })
+    }
+}
+
+/// The read log of a context made by [`SessionFactory::context`].
+pub(crate) fn reads_of(ctx: &SessionContext) -> Option<Reads> {
+    let schema = ctx.catalog(CATALOG_NAME)?.schema(SCHEMA_NAME)?;
+    let datasets = schema.downcast_ref::<DatasetSchema>()?;
+    Some(datasets.reads.snapshot())
 }
 
 impl DatasetSchema {
@@ -195,13 +293,20 @@ impl DatasetSchema {
                 "view `{name}` nests more than {MAX_VIEW_DEPTH} views deep: do views read each other in a cycle?"
             )));
         }
-        let ctx = Box::pin(
-            self.factory
-                .context_at_depth(&self.principal, self.depth + 1),
-        )
+        let ctx = Box::pin(self.factory.context_at_depth(
+            &self.principal,
+            self.depth + 1,
+            self.reads.clone(),
+        ))
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let plan = ctx.state().create_logical_plan(sql).await?;
+        self.reads.update(|reads| {
+            reads.views.insert(name.to_owned(), sql.to_owned());
+            if !crate::sql::results::answer_is_stable(&plan, reads) {
+                reads.unstable = true;
+            }
+        });
         Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
             plan,
             Some(sql.to_owned()),
@@ -240,19 +345,16 @@ impl SchemaProvider for DatasetSchema {
         let Some(record) = record else {
             return Ok(None);
         };
-        if let Some(provider) = self.providers.get(&record.id, record.version) {
-            return Ok(Some(provider));
-        }
-        let table = open_table(&record.location, None)
+        self.reads.update(|reads| {
+            reads
+                .datasets
+                .insert(name.to_owned(), (record.id.clone(), record.version));
+        });
+        self.factory
+            .dataset_provider(&record)
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.providers
-            .put(&record.id, record.version, provider.clone());
-        Ok(Some(provider))
+            .map(Some)
+            .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     fn register_table(

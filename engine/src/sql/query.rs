@@ -1,5 +1,7 @@
 //! Ad-hoc SQL over datasets: read-only, streamed, with a deadline; with
-//! positional parameters (`$1` or `?`) for prepared statements.
+//! positional parameters (`$1` or `?`) for prepared statements; answered
+//! from the [result cache](crate::sql::results) while the datasets read are
+//! unchanged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use futures::StreamExt;
 use crate::datasets::portable::{portable, portable_schema};
 use crate::datasets::{TimeTravel, open_table, snapshot_of};
 use crate::identity::{Action, Principal, Resource};
+use crate::sql::contexts::reads_of;
+use crate::sql::results::{CacheOutcome, ResultCache, answer_is_stable};
 use crate::{Engine, Error, Result};
 
 /// A query as callers pose it.
@@ -32,6 +36,16 @@ pub struct QueryRequest {
     pub timeout: Option<Duration>,
     /// Values of the positional parameters `$1`, `$2`, … (or `?`, in order).
     pub params: Vec<ScalarValue>,
+    /// Compute the answer even when the result cache holds it (and do not keep it).
+    pub bypass_cache: bool,
+}
+
+/// A query's answer as it starts.
+pub struct QueryOutput {
+    /// The rows.
+    pub stream: SendableRecordBatchStream,
+    /// Whether they come from the result cache.
+    pub cache: CacheOutcome,
 }
 
 /// What is known of a dataset version before reading it.
@@ -57,8 +71,38 @@ impl Engine {
         principal: &Principal,
         request: QueryRequest,
     ) -> Result<SendableRecordBatchStream> {
+        Ok(self.run_query(principal, request).await?.stream)
+    }
+
+    /// [`Engine::query`], telling whether the answer came from the result cache.
+    pub async fn run_query(
+        &self,
+        principal: &Principal,
+        request: QueryRequest,
+    ) -> Result<QueryOutput> {
         principal.authorize(Action::Read, Resource::Global)?;
         let timeout = request.timeout.unwrap_or(self.config().query_timeout);
+        let cache = self
+            .result_cache()
+            .filter(|_| !request.bypass_cache)
+            .cloned();
+        let key = cache
+            .as_ref()
+            .map(|_| ResultCache::key(&request.sql, &request.params, request.limit));
+        if let (Some(cache), Some(key)) = (&cache, &key)
+            && let Some(stream) = self.kept_answer(cache, principal, key).await?
+        {
+            metrics::counter!("basin_queries_total", "outcome" => "ok").increment(1);
+            return Ok(QueryOutput {
+                stream,
+                cache: CacheOutcome::Hit,
+            });
+        }
+        let outcome = if cache.is_some() {
+            CacheOutcome::Miss
+        } else {
+            CacheOutcome::Bypass
+        };
         let ctx = self.query_context(principal).await?;
         let started = std::time::Instant::now();
         let planned = self.executor().run_stream(move || async move {
@@ -67,7 +111,20 @@ impl Engine {
             if let Some(limit) = request.limit {
                 frame = frame.limit(0, Some(limit))?;
             }
-            Ok(portable(frame.execute_stream().await?))
+            // Read before execution: what the plan resolved is all it reads.
+            let keep = match (cache, key, reads_of(&ctx)) {
+                (Some(cache), Some(key), Some(reads))
+                    if answer_is_stable(frame.logical_plan(), &reads) =>
+                {
+                    Some((cache, key, reads))
+                }
+                _ => None,
+            };
+            let stream = portable(frame.execute_stream().await?);
+            Ok(match keep {
+                Some((cache, key, reads)) => cache.keep(key, reads, stream),
+                None => stream,
+            })
         });
         let stream = match tokio::time::timeout(timeout, planned).await {
             Ok(Ok(stream)) => stream,
@@ -78,10 +135,10 @@ impl Engine {
             Err(_) => return Err(Error::Timeout(timeout.as_millis() as u64)),
         };
         metrics::counter!("basin_queries_total", "outcome" => "ok").increment(1);
-        Ok(with_deadline(
-            stream,
-            timeout.saturating_sub(started.elapsed()),
-        ))
+        Ok(QueryOutput {
+            stream: with_deadline(stream, timeout.saturating_sub(started.elapsed())),
+            cache: outcome,
+        })
     }
 
     /// The columns `sql` returns and the parameters it takes, without running it.
@@ -126,8 +183,16 @@ impl Engine {
         at: Option<TimeTravel>,
     ) -> Result<SendableRecordBatchStream> {
         let record = self.dataset(principal, name).await?;
-        let table = open_table(&record.location, at).await?;
-        let provider = table.table_provider().await?;
+        let provider = match at {
+            // The current version, accelerated when it is hot.
+            None => self.sessions().dataset_provider(&record).await?,
+            Some(at) => {
+                open_table(&record.location, Some(at))
+                    .await?
+                    .table_provider()
+                    .await?
+            }
+        };
         let ctx = self.sessions().file_context();
         self.executor()
             .run_stream(move || async move {

@@ -41,7 +41,14 @@ struct SqlQuery {
     /// Deadline in milliseconds (default `query.timeout`), at most a day.
     #[schema(minimum = 1, maximum = 86_400_000)]
     timeout_ms: Option<u64>,
+    /// Answer from the result cache when it holds this query's answer for the
+    /// current versions of the datasets it reads (default `true`); `false`
+    /// computes it afresh.
+    cache: Option<bool>,
 }
+
+/// The header that says whether an answer came from the result cache.
+const CACHE_HEADER: &str = "basin-cache";
 
 /// Runs SQL over the datasets and streams the result in the format `Accept` asks for.
 #[utoipa::path(post, path = "/query", operation_id = "query", tag = "query", request_body = SqlQuery,
@@ -70,26 +77,35 @@ async fn query(
         )));
     }
     let started = std::time::Instant::now();
-    let stream = state
+    let output = state
         .engine
-        .query(
+        .run_query(
             &principal,
             QueryRequest {
                 sql: body.sql,
                 limit: body.limit,
                 timeout: body.timeout_ms.map(Duration::from_millis),
+                bypass_cache: body.cache == Some(false),
                 ..Default::default()
             },
         )
         .await?;
+    let cache = json!(output.cache);
     let mut meta = serde_json::Map::new();
     meta.insert(
         "planning_ms".into(),
         json!(started.elapsed().as_millis() as u64),
     );
+    meta.insert("cache".into(), cache.clone());
     Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
-        stream_body(stream, format, meta),
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::HeaderName::from_static(CACHE_HEADER),
+                cache.as_str().unwrap_or_default().to_owned(),
+            ),
+        ],
+        stream_body(output.stream, format, meta),
     )
         .into_response())
 }

@@ -168,3 +168,28 @@ async fn queries_past_their_deadline_time_out() {
         assert_eq!((status, error_code(&body)), (504, "timeout"), "{body}");
     }
 }
+
+#[tokio::test]
+async fn repeated_queries_are_answered_from_the_result_cache() {
+    let server = TestServer::with_orders().await;
+    let sql = json!({"sql": "SELECT currency, count(*) AS n FROM orders GROUP BY currency ORDER BY currency"});
+    let (_, first) = server.post_json("/api/v1/query", sql.clone()).await;
+    assert_eq!(first["meta"]["cache"], "miss", "{first}");
+    let again = server
+        .client
+        .post(server.url("/api/v1/query"))
+        .json(&sql)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["basin-cache"], "hit");
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["meta"]["cache"], "hit");
+    assert_eq!(again["data"], first["data"]);
+
+    let mut fresh = sql.clone();
+    fresh["cache"] = json!(false);
+    let (_, fresh) = server.post_json("/api/v1/query", fresh).await;
+    assert_eq!(fresh["meta"]["cache"], "bypass");
+    assert_eq!(fresh["data"], first["data"]);
+}
