@@ -79,6 +79,20 @@ def serve_http(binary, data_dir, extra_env=None):
     return process, addresses["http"]
 
 
+def accelerate(addresses, datasets):
+    """Reads each dataset twice through ADBC, which makes its version hot, and
+    waits until the server at `addresses` (from `start`) has loaded them all."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with flightsql.connect(addresses["flight"], db_kwargs=adbc_login(), autocommit=True) as conn:
+        cur = conn.cursor()
+        for name in datasets:
+            for _ in range(2):
+                cur.execute(f"SELECT count(*) FROM {name}")
+                cur.fetch_arrow_table()
+    wait_accelerated(addresses, len(datasets))
+
+
 def wait_accelerated(addresses, count, timeout=300):
     """Waits until the server at `addresses` (from `start`) has loaded `count`
     dataset versions into memory, by its `basin_acceleration_loads_total`."""

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
-from basin_process import adbc_login, bearer_header, ingest, serve, start, wait_accelerated
+from basin_process import accelerate, adbc_login, bearer_header, ingest, serve, start
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -235,15 +235,7 @@ def accelerated(args, data_dir, datasets, lookups, plain, peers):
     rows = []
     try:
         address = addresses["flight"]
-        import adbc_driver_flightsql.dbapi as flightsql
-
-        with flightsql.connect(address, db_kwargs=adbc_login(), autocommit=True) as conn:
-            cur = conn.cursor()
-            for name in datasets:
-                for _ in range(2):
-                    cur.execute(f"SELECT count(*) FROM {name}")
-                    cur.fetch_arrow_table()
-        wait_accelerated(addresses, len(datasets))
+        accelerate(addresses, datasets)
         for name, p in peers.items():
             print(f"{name}, accelerated:")
             b = measure_basin(address, name, args.flight_repeat, "basin+acc")

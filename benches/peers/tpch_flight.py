@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from basin_process import adbc_login, ingest, serve, start, wait_accelerated
+from basin_process import accelerate, adbc_login, ingest, serve, start
 from tpch_queries import QUERIES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -158,13 +158,9 @@ def run_accelerated(binary, data_dir, numbers, repeat, results):
     basin, addresses = start(binary, data_dir, env)
     out = {}
     try:
+        accelerate(addresses, TABLES)
         with flightsql.connect(addresses["flight"], db_kwargs=adbc_login(), autocommit=True) as conn:
             cur = conn.cursor()
-            for table in TABLES:
-                for _ in range(2):
-                    cur.execute(f"SELECT count(*) FROM {table}")
-                    cur.fetch_arrow_table()
-            wait_accelerated(addresses, len(TABLES))
 
             def run_basin(sql):
                 cur.execute(sql)

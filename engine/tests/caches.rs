@@ -189,13 +189,32 @@ async fn physical_plan(engine: &Engine, sql: &str) -> String {
     text
 }
 
-#[tokio::test]
-async fn a_hot_dataset_version_is_scanned_from_memory_until_a_write() {
-    let dir = tempfile::tempdir().unwrap();
+/// An engine with `orders`, acceleration on and the result cache off (so
+/// every query plans, and counts as a read).
+async fn accelerating_engine(dir: &tempfile::TempDir) -> Engine {
     let mut config = EngineConfig::new(dir.path().join("data"));
     config.result_cache_bytes = 0;
     config.acceleration_bytes = 64 << 20;
-    let engine = open_with_orders(&dir, config).await;
+    open_with_orders(dir, config).await
+}
+
+/// The plan of `sql` once it scans memory (the table loads in the
+/// background); `None` if that does not happen within five seconds.
+async fn accelerated_plan(engine: &Engine, sql: &str) -> Option<String> {
+    for _ in 0..200 {
+        let plan = physical_plan(engine, sql).await;
+        if plan.contains("partition_sizes") {
+            return Some(plan);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_hot_dataset_version_is_scanned_from_memory_until_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = accelerating_engine(&dir).await;
     let local = Principal::local();
     let sql = "SELECT id, amount FROM orders ORDER BY id";
 
@@ -206,19 +225,8 @@ async fn a_hot_dataset_version_is_scanned_from_memory_until_a_write() {
             .contains("partition_sizes")
     );
     // The second read made the version hot; it loads in the background.
-    let mut accelerated = false;
-    for _ in 0..200 {
-        if physical_plan(&engine, sql)
-            .await
-            .contains("partition_sizes")
-        {
-            accelerated = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
     assert!(
-        accelerated,
+        accelerated_plan(&engine, sql).await.is_some(),
         "orders was not accelerated after repeated reads"
     );
     let (from_memory, _) = ask(&engine, &local, sql).await;
@@ -268,10 +276,7 @@ fn scanned_batches(plan: &str) -> Option<usize> {
 #[tokio::test]
 async fn an_accelerated_scan_skips_the_batches_its_filter_rules_out() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path().join("data"));
-    config.result_cache_bytes = 0;
-    config.acceleration_bytes = 64 << 20;
-    let engine = open_with_orders(&dir, config).await;
+    let engine = accelerating_engine(&dir).await;
     let local = Principal::local();
     let csv = dir.path().join("events.csv");
     let rows: String = (0..100_000).map(|i| format!("{i},{}\n", i % 7)).collect();
@@ -285,14 +290,9 @@ async fn an_accelerated_scan_skips_the_batches_its_filter_rules_out() {
     let range = "SELECT count(*) AS n, sum(kind) AS s FROM events WHERE id >= 90000";
     let (found, _) = ask(&engine, &local, lookup).await;
     let (counted, _) = ask(&engine, &local, range).await;
-    let mut plan = String::new();
-    for _ in 0..200 {
-        plan = physical_plan(&engine, lookup).await;
-        if plan.contains("partition_sizes") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let plan = accelerated_plan(&engine, lookup)
+        .await
+        .expect("events is accelerated");
     let whole = scanned_batches(&physical_plan(&engine, "SELECT * FROM events").await)
         .expect("the table is accelerated");
     assert!(
