@@ -20,6 +20,7 @@ mod metadata;
 mod service;
 mod status;
 mod tickets;
+mod upload;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -849,12 +849,16 @@ impl FlightSqlService for BasinFlightSql {
         let rest = decoded
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(stream_status(e))));
         let batches = futures::stream::iter(first.map(Ok)).chain(rest);
+        let (pump, confirmed) = crate::upload::confirmed_end(batches);
         let input: SendableRecordBatchStream =
-            Box::pin(RecordBatchStreamAdapter::new(schema, batches));
-        let outcome = self
-            .engine
-            .write_stream(&principal, &name, mode, input)
-            .await;
+            Box::pin(RecordBatchStreamAdapter::new(schema, confirmed));
+        let write = self.engine.write_stream(&principal, &name, mode, input);
+        tokio::pin!(write);
+        // A write that fails early does not wait for the rest of the upload.
+        let outcome = tokio::select! {
+            outcome = &mut write => outcome,
+            () = pump => write.await,
+        };
         Ok(outcome.or_status()?.rows_written as i64)
     }
 

@@ -177,64 +177,32 @@ impl Engine {
             (_, true) => SaveMode::Append,
             (_, false) => SaveMode::ErrorIfExists,
         };
+        let is_new = existing.is_none();
+        let record = CommitRecord {
+            engine: self.clone(),
+            id,
+            name: name.to_owned(),
+            location: location.clone(),
+            existing,
+            description,
+            tags,
+        };
         let written = self
             .write_frame(
-                name,
                 &location,
                 frame,
                 (save_mode, add_columns, in_input_order),
-                expected,
-                progress,
+                (expected, progress),
+                record,
             )
             .await;
-        let (snapshot, rows_written) = match written {
-            Ok(done) => done,
-            Err(err) => {
-                if existing.is_none()
-                    && let Some(dir) = location_path(&location)
-                {
-                    remove_dir_if_exists(&dir).await?;
-                }
-                return Err(err);
-            }
-        };
-        let now = Utc::now();
-        let mut record = match existing {
-            Some(record) => record,
-            None => DatasetRecord {
-                id,
-                name: name.to_owned(),
-                description: description.unwrap_or_default(),
-                tags,
-                owner: None,
-                location: location.clone(),
-                version: 0,
-                schema: serde_json::Value::Null,
-                row_count: 0,
-                size_bytes: 0,
-                file_count: 0,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            },
-        };
-        snapshot.apply_to(&mut record);
-        record.updated_at = now;
-        if snapshot.version == 0 {
-            if let Err(e) = self.catalog().insert_dataset(&record).await {
-                if let Some(dir) = location_path(&location) {
-                    remove_dir_if_exists(&dir).await?;
-                }
-                return Err(e.into());
-            }
-        } else {
-            self.catalog().update_dataset(&record).await?;
+        if written.is_err()
+            && is_new
+            && let Some(dir) = location_path(&location)
+        {
+            remove_dir_if_exists(&dir).await?;
         }
-        self.record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
-            .await;
-        self.announce_write(&record, "write").await;
-        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
-        Ok((snapshot, rows_written))
+        written
     }
 
     /// Writes a stream of batches into a dataset as one new version: nothing is
@@ -327,20 +295,21 @@ impl Engine {
         })
     }
 
-    /// Streams a frame into the Delta table at `location` as one commit, counting rows.
+    /// Streams a frame into the Delta table at `location` as one commit,
+    /// counting rows, and records the commit in the catalog.
     async fn write_frame(
         &self,
-        name: &str,
         location: &str,
         frame: DataFrame,
         (mode, add_columns, in_input_order): (SaveMode, bool, bool),
-        expected: Expected,
-        progress: Option<ProgressFn>,
+        (expected, progress): (Expected, Option<ProgressFn>),
+        record: CommitRecord,
     ) -> Result<(crate::datasets::Snapshot, u64)> {
         let location = location.to_owned();
-        let name = name.to_owned();
         let rows = Arc::new(AtomicU64::new(0));
         let counted_rows = rows.clone();
+        // The catalog is recorded on the caller's runtime, not the CPU one.
+        let caller_runtime = tokio::runtime::Handle::current();
         self.executor()
             .run(async move {
                 let table = if mode == SaveMode::ErrorIfExists {
@@ -364,7 +333,7 @@ impl Engine {
                     .write(Vec::new())
                     .with_input_plan(plan)
                     .with_save_mode(mode)
-                    .with_table_name(name)
+                    .with_table_name(record.name.clone())
                     .with_writer_properties(writer_properties())
                     .with_session_state(session);
                 if mode == SaveMode::Overwrite {
@@ -373,10 +342,85 @@ impl Engine {
                     write = write.with_schema_mode(SchemaMode::Merge);
                 }
                 let table = write.await?;
-                let snapshot = snapshot_of(&table).await?;
-                Ok((snapshot, rows.load(Ordering::Relaxed)))
+                // The version is committed. Recording it must finish even if
+                // the caller goes away now, so it runs as its own task, spawned
+                // with no await point after the commit that could abort it.
+                let rows_written = rows.load(Ordering::Relaxed);
+                let recorded = caller_runtime.spawn(record.record(table, rows_written));
+                recorded
+                    .await
+                    .map_err(|e| Error::internal("recording a write", e))?
             })
             .await
+    }
+}
+
+/// What a committed write records in the catalog: the dataset row (new or
+/// updated), its schema history, and the write's announcement.
+struct CommitRecord {
+    engine: Engine,
+    id: String,
+    name: String,
+    location: String,
+    existing: Option<DatasetRecord>,
+    description: Option<String>,
+    tags: Vec<String>,
+}
+
+impl CommitRecord {
+    async fn record(
+        self,
+        table: deltalake_core::DeltaTable,
+        rows_written: u64,
+    ) -> Result<(crate::datasets::Snapshot, u64)> {
+        let Self {
+            engine,
+            id,
+            name,
+            location,
+            existing,
+            description,
+            tags,
+        } = self;
+        let snapshot = snapshot_of(&table).await?;
+        let now = Utc::now();
+        let mut record = match existing {
+            Some(record) => record,
+            None => DatasetRecord {
+                id,
+                name,
+                description: description.unwrap_or_default(),
+                tags,
+                owner: None,
+                location: location.clone(),
+                version: 0,
+                schema: serde_json::Value::Null,
+                row_count: 0,
+                size_bytes: 0,
+                file_count: 0,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            },
+        };
+        snapshot.apply_to(&mut record);
+        record.updated_at = now;
+        if snapshot.version == 0 {
+            if let Err(e) = engine.catalog().insert_dataset(&record).await {
+                if let Some(dir) = location_path(&location) {
+                    remove_dir_if_exists(&dir).await?;
+                }
+                return Err(e.into());
+            }
+        } else {
+            engine.catalog().update_dataset(&record).await?;
+        }
+        engine
+            .record_dataset_schema(&record.id, snapshot.version, &snapshot.schema, "write")
+            .await;
+        engine.announce_write(&record, "write").await;
+        metrics::counter!("basin_ingest_rows_total").increment(rows_written);
+        Ok((snapshot, rows_written))
     }
 }
 
