@@ -242,7 +242,7 @@ impl Engine {
         let started = Instant::now();
         let table = open_table(&record.location, None).await?;
         let snapshot = snapshot_of(&table).await?;
-        let provider = table.table_provider().await?;
+        let provider = crate::datasets::scan::table_provider(&table).await?;
         if let Some(columns) = columns {
             check_columns(&snapshot.schema, columns, &record.name)?;
         }

@@ -605,7 +605,7 @@ impl Engine {
         column: &str,
     ) -> Result<Vec<f64>> {
         let table = open_table(&record.location, at).await?;
-        let provider = table.table_provider().await?;
+        let provider = crate::datasets::scan::table_provider(&table).await?;
         let ctx = self.sessions().file_context();
         let column = column.to_owned();
         self.executor()

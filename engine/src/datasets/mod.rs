@@ -12,6 +12,7 @@ pub mod acceleration;
 pub mod conform;
 pub mod history;
 pub mod portable;
+pub(crate) mod scan;
 pub mod schema;
 pub mod write;
 
@@ -342,7 +343,7 @@ impl Engine {
         let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, at).await?;
         let snapshot = snapshot_of(&table).await?;
-        let provider = table.table_provider().await?;
+        let provider = scan::table_provider(&table).await?;
         let ctx = self.sessions().file_context();
         self.executor()
             .run(async move {
@@ -428,7 +429,7 @@ impl Engine {
         let record = self.dataset(principal, name).await?;
         let table = open_table(&record.location, None).await?;
         let snapshot = snapshot_of(&table).await?;
-        let provider = table.table_provider().await?;
+        let provider = scan::table_provider(&table).await?;
         let ctx = self.sessions().file_context();
         self.executor()
             .run(async move { column_statistics(ctx, provider, snapshot).await })

@@ -547,7 +547,7 @@ impl Engine {
 
     async fn dataset_frame(&self, ctx: &SessionContext, location: &str) -> Result<DataFrame> {
         let table = open_table(location, None).await?;
-        Ok(ctx.read_table(table.table_provider().await?)?)
+        Ok(ctx.read_table(crate::datasets::scan::table_provider(&table).await?)?)
     }
 
     /// The largest value of `column` in a dataset, as text.

@@ -141,7 +141,7 @@ impl SessionFactory {
             Some(provider) => provider,
             None => {
                 let table = open_table(&record.location, None).await?;
-                let provider = table.table_provider().await?;
+                let provider = crate::datasets::scan::table_provider(&table).await?;
                 self.providers
                     .put(&record.id, record.version, provider.clone());
                 provider

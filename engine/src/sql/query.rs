@@ -187,10 +187,8 @@ impl Engine {
             // The current version, accelerated when it is hot.
             None => self.sessions().dataset_provider(&record).await?,
             Some(at) => {
-                open_table(&record.location, Some(at))
-                    .await?
-                    .table_provider()
-                    .await?
+                let table = open_table(&record.location, Some(at)).await?;
+                crate::datasets::scan::table_provider(&table).await?
             }
         };
         let ctx = self.sessions().file_context();
