@@ -24,7 +24,9 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileGroupPartitioner, FileScanConfigBuilder, ParquetSource,
+};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_optimizer::pruning::PruningStatistics;
@@ -48,12 +50,59 @@ pub(crate) async fn table_provider(table: &DeltaTable) -> Result<Arc<dyn TablePr
     })
 }
 
+/// `provider` answering with plain `Utf8`/`Binary` columns instead of views,
+/// decoded so from the files (a cast afterwards would copy every string);
+/// `None` when it is not a file scan of this module (an accelerated table).
+/// For reads that leave Basin whole, to clients that do not take views.
+pub(crate) fn with_plain_strings(
+    provider: &Arc<dyn TableProvider>,
+) -> Option<Arc<dyn TableProvider>> {
+    let dataset = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<ParquetDataset>()?;
+    let schema = crate::datasets::portable::portable_schema(&dataset.schema);
+    let files = dataset
+        .files
+        .iter()
+        .map(|file| match &file.statistics {
+            Some(statistics) => file
+                .clone()
+                .with_statistics(Arc::new(retyped(statistics, &schema))),
+            None => file.clone(),
+        })
+        .collect();
+    Some(Arc::new(ParquetDataset {
+        statistics: retyped(&dataset.statistics, &schema),
+        schema,
+        files,
+        view_types: false,
+    }))
+}
+
+/// `statistics` with each bound cast to its column's type in `schema`.
+fn retyped(statistics: &Statistics, schema: &SchemaRef) -> Statistics {
+    let mut statistics = statistics.clone();
+    for (column, field) in statistics.column_statistics.iter_mut().zip(schema.fields()) {
+        for bound in [&mut column.min_value, &mut column.max_value] {
+            let cast = |value: ScalarValue| value.cast_to(field.data_type()).ok();
+            *bound = match std::mem::replace(bound, Precision::Absent) {
+                Precision::Exact(value) => cast(value).map_or(Precision::Absent, Precision::Exact),
+                Precision::Inexact(value) => {
+                    cast(value).map_or(Precision::Absent, Precision::Inexact)
+                }
+                Precision::Absent => Precision::Absent,
+            };
+        }
+    }
+    statistics
+}
+
 /// A dataset version whose files DataFusion's Parquet reader scans directly.
 #[derive(Debug)]
 struct ParquetDataset {
     schema: SchemaRef,
     files: Vec<PartitionedFile>,
     statistics: Statistics,
+    /// Strings and binaries decode as views (`Utf8View`), as Delta's scan does.
+    view_types: bool,
 }
 
 impl ParquetDataset {
@@ -97,6 +146,7 @@ impl ParquetDataset {
             schema,
             files,
             statistics,
+            view_types: true,
         }))
     }
 }
@@ -206,14 +256,34 @@ impl TableProvider for ParquetDataset {
             let schema = datafusion::common::project_schema(&self.schema, projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let groups: Vec<FileGroup> = FileGroup::new(self.files.clone())
-            .split_files(state.config().target_partitions())
+        let target = state.config().target_partitions();
+        let mut groups = FileGroup::new(self.files.clone()).split_files(target);
+        if groups.len() < target {
+            // Fewer files than partitions: split them into byte ranges (whole
+            // row groups each), so even a bare scan reads on every core.
+            let partitioner = FileGroupPartitioner::new()
+                .with_target_partitions(target)
+                .with_repartition_file_min_size(
+                    state.config_options().optimizer.repartition_file_min_size,
+                )
+                .with_preserve_order_within_groups(false);
+            groups = partitioner
+                .repartition_file_groups(&groups)
+                .unwrap_or(groups);
+        }
+        let groups: Vec<FileGroup> = groups
             .into_iter()
             .map(|group| {
                 let statistics = Statistics::try_merge_iter(
                     group.iter().filter_map(|file| file.statistics.as_deref()),
                     &self.schema,
                 )?;
+                // A byte range holds part of its file's rows.
+                let statistics = if group.iter().any(|file| file.range.is_some()) {
+                    statistics.to_inexact()
+                } else {
+                    statistics
+                };
                 Ok(group.with_statistics(Arc::new(statistics)))
             })
             .collect::<datafusion::error::Result<_>>()?;
@@ -224,8 +294,10 @@ impl TableProvider for ParquetDataset {
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
+        let mut options = state.table_options().parquet.clone();
+        options.global.schema_force_view_types = self.view_types;
         ParquetFormat::default()
-            .with_options(state.table_options().parquet.clone())
+            .with_options(options)
             .create_physical_plan(state, config)
             .await
     }
@@ -268,7 +340,11 @@ mod tests {
     async fn only_plain_tables_skip_delta_scan() {
         let dir = tempfile::tempdir().unwrap();
         let plain = created(&dir.path().join("plain"), |create| create).await;
-        assert!(ParquetDataset::try_new(&plain, schema()).unwrap().is_some());
+        let provider: Arc<dyn TableProvider> =
+            Arc::new(ParquetDataset::try_new(&plain, schema()).unwrap().unwrap());
+        // Whole reads decode strings as the plain type they leave in.
+        let whole = with_plain_strings(&provider).unwrap();
+        assert_eq!(whole.schema().field(1).data_type(), &DataType::Utf8);
 
         let partitioned = created(&dir.path().join("partitioned"), |create| {
             create.with_partition_columns(["p"])

@@ -425,12 +425,12 @@ impl CommitRecord {
 }
 
 /// Rows per Parquet row group. Delta's writer would take a million; smaller
-/// groups prune in finer steps and the writer buffers less, but Delta's scan
-/// always evaluates its predicate while decoding (late materialization),
-/// which costs per row group: DataFusion 55 took 0.26 s for the bench's
-/// 10M-row hourly series (a filter that keeps every row) at 128 Ki rows, 0.21 s
-/// at 256 Ki, 0.18 s at 512 Ki and 0.19 s at a million (0.15 s without the
-/// pushdown, which Delta's scan does not offer).
+/// groups prune in finer steps and the writer buffers less. Chosen while
+/// Delta's scan read datasets, which evaluates every predicate while decoding
+/// (late materialization) at a cost per row group: DataFusion 55 took 0.26 s
+/// for the bench's 10M-row hourly series (a filter that keeps every row) at
+/// 128 Ki rows, 0.21 s at 256 Ki, 0.18 s at 512 Ki and 0.19 s at a million
+/// (0.15 s without the pushdown, which Basin's own scan now leaves off).
 const ROW_GROUP_ROWS: usize = 512 * 1024;
 
 /// How datasets are written: Snappy (fast to read), statistics per page (the

@@ -191,6 +191,8 @@ impl Engine {
                 crate::datasets::scan::table_provider(&table).await?
             }
         };
+        // Files decode straight into the plain types the answer leaves in.
+        let provider = crate::datasets::scan::with_plain_strings(&provider).unwrap_or(provider);
         let ctx = self.sessions().file_context();
         self.executor()
             .run_stream(move || async move {
