@@ -23,6 +23,7 @@ use basin_engine::Engine;
 use basin_engine::catalog::EventRecord;
 use basin_engine::identity::{Credentials, Principal};
 use basin_engine::runtime::events::{EventFeed, FeedEvent, channels_of, kinds};
+use futures::SinkExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -422,12 +423,13 @@ impl Connection {
             let text = event
                 .wire
                 .get_or_init(|| Arc::from(message_of(event).to_string()));
+            // Queued, not flushed: the batch goes out in as few writes as it fits.
             self.socket
-                .send(Message::Text(Utf8Bytes::from(text.as_ref())))
+                .feed(Message::Text(Utf8Bytes::from(text.as_ref())))
                 .await
                 .map_err(|_| Closed::Gone)?;
         }
-        Ok(())
+        self.socket.flush().await.map_err(|_| Closed::Gone)
     }
 }
 
