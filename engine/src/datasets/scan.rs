@@ -127,17 +127,16 @@ impl ParquetDataset {
             return Ok(None);
         }
         let log = snapshot.try_log_data()?;
-        let mut files: Vec<PartitionedFile> = log
+        let per_file = file_statistics(&log, &schema, log.num_files());
+        let files: Vec<PartitionedFile> = log
             .iter()
-            .map(|file| {
+            .zip(per_file)
+            .map(|(file, statistics)| {
                 let size = u64::try_from(file.size()).unwrap_or_default();
                 PartitionedFile::new(format!("{root}/{}", file.path()), size)
+                    .with_statistics(Arc::new(statistics))
             })
             .collect();
-        let per_file = file_statistics(&log, &schema, files.len());
-        for (file, statistics) in files.iter_mut().zip(per_file) {
-            *file = file.clone().with_statistics(Arc::new(statistics));
-        }
         let statistics = Statistics::try_merge_iter(
             files.iter().filter_map(|file| file.statistics.as_deref()),
             &schema,
