@@ -127,7 +127,7 @@ impl ParquetDataset {
             return Ok(None);
         }
         let log = snapshot.try_log_data()?;
-        let per_file = file_statistics(&log, &schema, log.num_files());
+        let per_file = file_statistics(&log, &schema);
         let files: Vec<PartitionedFile> = log
             .iter()
             .zip(per_file)
@@ -163,7 +163,8 @@ fn local_root(table: &DeltaTable) -> Option<String> {
 
 /// Each file's statistics from the log: rows, and per top-level column its
 /// null count, minimum and maximum where the writer recorded them.
-fn file_statistics(log: &LogDataHandler<'_>, schema: &SchemaRef, files: usize) -> Vec<Statistics> {
+fn file_statistics(log: &LogDataHandler<'_>, schema: &SchemaRef) -> Vec<Statistics> {
+    let files = log.num_files();
     // Per file, not `PruningStatistics::row_counts`: deltalake-core 1.1
     // answers that with `None` for a snapshot's files.
     let rows: Vec<Option<usize>> = log.iter().map(|file| file.num_records()).collect();
