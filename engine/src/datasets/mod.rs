@@ -4,7 +4,7 @@
 //! the figures listings need and holds what Delta does not (description, tags).
 //!
 //! Around the table: [`acceleration`] keeps hot versions in memory, [`write`] is the one path every write takes (ingest,
-//! SQL, syncs, pipelines, Flight), [`conform`] fits incoming columns to a
+//! SQL, syncs, pipelines, Flight) and [`split`] parallelizes for large files, [`conform`] fits incoming columns to a
 //! dataset's, [`schema`] and [`history`] model, diff and record schemas, and
 //! [`portable`] turns scan types into those every client reads.
 
@@ -14,6 +14,7 @@ pub mod history;
 pub mod portable;
 pub(crate) mod scan;
 pub mod schema;
+pub(crate) mod split;
 pub mod write;
 
 use std::path::{Path, PathBuf};

@@ -24,7 +24,9 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlanProperties, SendableRecordBatchStream};
@@ -34,6 +36,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::DatasetRecord;
+use crate::datasets::split::SplitWrite;
 use crate::datasets::{
     Snapshot, location_for, location_path, open_table, remove_dir_if_exists, snapshot_of,
 };
@@ -97,11 +100,12 @@ pub(crate) struct WriteTarget<'a> {
     pub(crate) tags: Vec<String>,
     /// Appends may add columns the dataset lacks (Delta schema evolution).
     pub(crate) add_columns: bool,
-    /// Write rows in input order (partition after partition) rather than as
-    /// the partitions produce them. For file scans, whose partitions are
-    /// consecutive byte ranges: a file's order survives, so the written files'
-    /// row-group and page statistics prune (an interleaved write spreads every
-    /// page over distant key ranges).
+    /// Keep the input's row order in the written files. For file scans, whose
+    /// partitions are consecutive byte ranges: each range gets writers and
+    /// files of its own where [`SplitWrite`] can take the write, otherwise the
+    /// ranges are written one after another. Either way the files' row-group
+    /// and page statistics prune (an interleaved write spreads every page over
+    /// distant key ranges).
     pub(crate) in_input_order: bool,
 }
 
@@ -310,8 +314,9 @@ impl Engine {
         let counted_rows = rows.clone();
         // The catalog is recorded on the caller's runtime, not the CPU one.
         let caller_runtime = tokio::runtime::Handle::current();
+        // Boxed: the write's state is large, and `run` holds it until spawned.
         self.executor()
-            .run(async move {
+            .run(Box::pin(async move {
                 let table = if mode == SaveMode::ErrorIfExists {
                     // A new dataset: there is no log to load yet.
                     let url = url::Url::parse(&location)
@@ -327,21 +332,36 @@ impl Engine {
                     expected,
                     progress,
                 };
-                let plan = counted_plan(frame, counting, in_input_order, task_ctx).await?;
-                let session = Arc::new(state);
-                let mut write = table
-                    .write(Vec::new())
-                    .with_input_plan(plan)
-                    .with_save_mode(mode)
-                    .with_table_name(record.name.clone())
-                    .with_writer_properties(writer_properties())
-                    .with_session_state(session);
-                if mode == SaveMode::Overwrite {
-                    write = write.with_schema_mode(SchemaMode::Overwrite);
-                } else if mode == SaveMode::Append && add_columns {
-                    write = write.with_schema_mode(SchemaMode::Merge);
-                }
-                let table = write.await?;
+                let (schema, streams) = counted_streams(frame, counting, task_ctx).await?;
+                let split = if in_input_order && streams.len() > 1 {
+                    SplitWrite::plan(&table, &schema, mode, add_columns)?
+                } else {
+                    None
+                };
+                let table = match split {
+                    Some(split) => {
+                        split
+                            .write(table, &record.name, streams, (&location, &rows))
+                            .await?
+                    }
+                    None => {
+                        let plan = streams_plan(schema, streams, in_input_order)?;
+                        let session = Arc::new(state);
+                        let mut write = table
+                            .write(Vec::new())
+                            .with_input_plan(plan)
+                            .with_save_mode(mode)
+                            .with_table_name(record.name.clone())
+                            .with_writer_properties(writer_properties())
+                            .with_session_state(session);
+                        if mode == SaveMode::Overwrite {
+                            write = write.with_schema_mode(SchemaMode::Overwrite);
+                        } else if mode == SaveMode::Append && add_columns {
+                            write = write.with_schema_mode(SchemaMode::Merge);
+                        }
+                        write.await?
+                    }
+                };
                 // The version is committed. Recording it must finish even if
                 // the caller goes away now, so it runs as its own task, spawned
                 // with no await point after the commit that could abort it.
@@ -350,7 +370,7 @@ impl Engine {
                 recorded
                     .await
                     .map_err(|e| Error::internal("recording a write", e))?
-            })
+            }))
             .await
     }
 }
@@ -435,13 +455,17 @@ const ROW_GROUP_ROWS: usize = 512 * 1024;
 
 /// How datasets are written: Snappy (fast to read), statistics per page (the
 /// page index prunes), and row groups of [`ROW_GROUP_ROWS`].
-fn writer_properties() -> WriterProperties {
+pub(crate) fn writer_properties() -> WriterProperties {
+    writer_properties_builder().build()
+}
+
+/// [`writer_properties`], for a writer to adjust per column.
+pub(crate) fn writer_properties_builder() -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_created_by(format!("basin {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
 }
 
 /// How a write counts its rows and reports progress.
@@ -451,15 +475,13 @@ struct Counting {
     progress: Option<ProgressFn>,
 }
 
-/// Wraps a frame's partitions in streams that count rows (and report progress),
-/// as a logical plan Delta's writer can consume partition by partition; with
-/// `in_input_order`, as one partition reading the frame's partitions in turn.
-async fn counted_plan(
+/// The frame's partitions as streams that count rows (and report progress),
+/// each in the order its partition produces them, with every column nullable.
+async fn counted_streams(
     frame: DataFrame,
     counting: Counting,
-    in_input_order: bool,
     task_ctx: Arc<TaskContext>,
-) -> Result<datafusion::logical_expr::LogicalPlan> {
+) -> Result<(SchemaRef, Vec<SendableRecordBatchStream>)> {
     let physical = frame.create_physical_plan().await?;
     // Datasets keep every column nullable: a later append with a null in a
     // column the first write happened to fill must not be refused.
@@ -475,15 +497,8 @@ async fn counted_plan(
     let partitions = physical.output_partitioning().partition_count();
     let mut inputs = Vec::with_capacity(partitions);
     for partition in 0..partitions {
-        inputs.push(physical.execute(partition, task_ctx.clone())?);
-    }
-    if in_input_order && inputs.len() > 1 {
         // Lazily: a file scan's partition opens its byte range when first polled.
-        let chained = futures::stream::iter(inputs).flatten();
-        inputs = vec![Box::pin(RecordBatchStreamAdapter::new(
-            physical.schema(),
-            chained,
-        ))];
+        inputs.push(physical.execute(partition, task_ctx.clone())?);
     }
     let Counting {
         rows,
@@ -491,7 +506,7 @@ async fn counted_plan(
         progress,
     } = counting;
     let bytes_per_row = Arc::new(AtomicU64::new(0));
-    let mut streams: Vec<Arc<dyn PartitionStream>> = Vec::with_capacity(inputs.len());
+    let mut streams: Vec<SendableRecordBatchStream> = Vec::with_capacity(inputs.len());
     for stream in inputs {
         let rows = rows.clone();
         let progress = progress.clone();
@@ -524,12 +539,35 @@ async fn counted_plan(
                 }
             }
         });
-        streams.push(Arc::new(OneShotPartition::new(
+        streams.push(Box::pin(RecordBatchStreamAdapter::new(
             schema.clone(),
-            Box::pin(RecordBatchStreamAdapter::new(schema.clone(), counted)),
+            counted,
         )));
     }
-    let table = StreamingTable::try_new(schema, streams)?;
+    Ok((schema, streams))
+}
+
+/// `streams` as a logical plan Delta's writer consumes partition by partition;
+/// with `in_input_order`, as one partition reading the streams in turn.
+fn streams_plan(
+    schema: SchemaRef,
+    mut streams: Vec<SendableRecordBatchStream>,
+    in_input_order: bool,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    if in_input_order && streams.len() > 1 {
+        let chained = futures::stream::iter(streams).flatten();
+        streams = vec![Box::pin(RecordBatchStreamAdapter::new(
+            schema.clone(),
+            chained,
+        ))];
+    }
+    let partitions = streams
+        .into_iter()
+        .map(|stream| {
+            Arc::new(OneShotPartition::new(schema.clone(), stream)) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    let table = StreamingTable::try_new(schema, partitions)?;
     let plan =
         LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(table)), None)?.build()?;
     Ok(plan)
