@@ -47,22 +47,34 @@ pub fn portable(stream: SendableRecordBatchStream) -> SendableRecordBatchStream 
     let target = portable_schema(&schema);
     let out = target.clone();
     let cast = stream.map(move |batch| {
-        let batch = batch?;
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    arrow::compute::cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(target.clone(), columns)?)
+        Ok(cast_batch(
+            &batch?,
+            &target,
+            &arrow::compute::CastOptions::default(),
+        )?)
     });
     Box::pin(RecordBatchStreamAdapter::new(out, cast))
+}
+
+/// `batch` with `target`'s schema, each column cast where its type differs.
+pub(crate) fn cast_batch(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    options: &arrow::compute::CastOptions<'_>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast_with_options(column, field.data_type(), options)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(target.clone(), columns)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use arrow::compute::{CastOptions, can_cast_types};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
@@ -38,6 +38,7 @@ use object_store::ObjectStoreExt;
 use tokio::task::JoinSet;
 
 use crate::datasets::open_table;
+use crate::datasets::portable::cast_batch;
 use crate::datasets::write::{writer_properties, writer_properties_builder};
 use crate::{Error, Result};
 
@@ -315,21 +316,7 @@ fn conform_batch(batch: RecordBatch, target: &SchemaRef) -> Result<RecordBatch> 
         safe: false,
         format_options: FormatOptions::default(),
     };
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(target.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast_with_options(column, field.data_type(), &options)
-            }
-        })
-        .collect::<std::result::Result<Vec<ArrayRef>, _>>()
-        .map_err(datafusion::error::DataFusionError::from)?;
-    Ok(RecordBatch::try_new(target.clone(), columns)
-        .map_err(datafusion::error::DataFusionError::from)?)
+    Ok(cast_batch(&batch, target, &options).map_err(datafusion::error::DataFusionError::from)?)
 }
 
 #[cfg(test)]
